@@ -1,0 +1,199 @@
+"""``/1.0/profiles``: profiles per project (or the default project's, per ``features.profiles``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from .. import responses
+from ..app import Ctx
+from ..responses import LXDError
+from ..schema import DEVICES, MAP_STR, STR, Struct
+from ..state import State
+from ..validation import Invalid, check_devices, check_instance_config, check_name
+from . import route
+
+PROFILES_POST = Struct("ProfilesPost", name=STR, description=STR, config=MAP_STR, devices=DEVICES)
+PROFILE_PUT = Struct("ProfilePut", description=STR, config=MAP_STR, devices=DEVICES)
+PROFILE_POST = Struct("ProfilePost", name=STR)
+
+
+def new(name: str, description: str = "", config: dict[str, str] | None = None,
+        devices: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"name": name, "description": description, "config": dict(config or {}),
+            "devices": {k: dict(v) for k, v in (devices or {}).items()}}
+
+
+def validate(config: dict[str, str], devices: dict[str, dict[str, str]]) -> None:
+    """Raise :class:`Invalid` for a bad config key/value or device."""
+    check_instance_config(config)
+    check_devices(devices)
+
+
+def seed(state: State, items: list[dict[str, Any]]) -> None:
+    """Preseed: create or update profiles (config and devices merged)."""
+    for item in items:
+        project = item.get("project") or "default"
+        profiles = state.in_project("profiles", project)
+        name = str(item.get("name", ""))
+        check_name(name, "Profile")
+        config = {str(k): str(v) for k, v in (item.get("config") or {}).items()}
+        devices = {str(k): {str(a): str(b) for a, b in v.items()}
+                   for k, v in (item.get("devices") or {}).items()}
+        validate(config, devices)
+        if name in profiles:
+            profile = profiles[name]
+            profile["config"].update(config)
+            profile["devices"].update(devices)
+            if "description" in item:
+                profile["description"] = str(item["description"] or "")
+        else:
+            profiles[name] = new(name, str(item.get("description") or ""), config, devices)
+
+
+def used_by(state: State, owner: str, name: str) -> list[str]:
+    """Instances (in every project that uses ``owner``'s profiles) that use this profile."""
+    urls = []
+    for project, instances in state.families["instances"].items():
+        if state.owner("profiles", project) != owner:
+            continue
+        for inst_name, inst in sorted(instances.items()):
+            if name in inst.get("profiles", []):
+                path = f"/1.0/instances/{inst_name}"
+                urls.append(path if project == "default" else f"{path}?project={project}")
+    return urls
+
+
+def render(state: State, owner: str, profile: dict[str, Any]) -> dict[str, Any]:
+    return {"config": profile["config"], "description": profile["description"],
+            "devices": profile["devices"], "name": profile["name"],
+            "used_by": used_by(state, owner, profile["name"])}
+
+
+def etag(profile: dict[str, Any]) -> str:
+    return responses.etag_of([profile["config"], profile["description"], profile["devices"]])
+
+
+def _profiles(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    ctx.state.require_project(ctx.project, f'Failed loading project "{ctx.project}": '
+                                           "Project not found")
+    owner = ctx.state.owner("profiles", ctx.project)
+    return owner, ctx.state.in_project("profiles", ctx.project)
+
+
+def _url(owner: str, name: str) -> str:
+    path = f"/1.0/profiles/{name}"
+    return path if owner == "default" else f"{path}?project={owner}"
+
+
+@route("/1.0/profiles", "GET")
+def list_profiles(ctx: Ctx) -> Response:
+    with ctx.state.lock:
+        owner, profiles = _profiles(ctx)
+        names = sorted(profiles)
+        if ctx.recursion >= 1:
+            return responses.sync([render(ctx.state, owner, profiles[n]) for n in names])
+        return responses.sync([_url(owner, n) for n in names])
+
+
+@route("/1.0/profiles", "POST")
+def create_profile(ctx: Ctx) -> Response:
+    body = ctx.body(PROFILES_POST)
+    with ctx.state.lock:
+        owner, profiles = _profiles(ctx)
+        name = body["name"]
+        check_name(name, "Profile")
+        if name in (".", ".."):
+            raise LXDError(400, f'Invalid profile name "{name}"')
+        try:
+            validate(body["config"], body["devices"])
+        except Invalid as exc:
+            raise LXDError(400, str(exc)) from None
+        if name in profiles:
+            raise LXDError(500, f'Error inserting "{name}" into database: '
+                                "The profile already exists")
+        profiles[name] = new(name, body["description"], body["config"], body["devices"])
+    url = _url(owner, name)
+    ctx.lifecycle("profile-created", url, project=owner)
+    return responses.created(url)
+
+
+def _get(ctx: Ctx, name: str, missing: str) -> tuple[str, dict[str, Any]]:
+    owner, profiles = _profiles(ctx)
+    if name not in profiles:
+        raise LXDError(404, missing)
+    return owner, profiles[name]
+
+
+@route("/1.0/profiles/<name>", "GET")
+def get_profile(ctx: Ctx, name: str) -> Response:
+    with ctx.state.lock:
+        owner, profile = _get(ctx, name, "Fetch profile: Profile not found")
+        return responses.sync(render(ctx.state, owner, profile), etag=etag(profile))
+
+
+@route("/1.0/profiles/<name>", "PUT", "PATCH")
+def update_profile(ctx: Ctx, name: str) -> Response:
+    body = ctx.body(PROFILE_PUT)
+    with ctx.state.lock:
+        owner, profile = _get(ctx, name, f'Failed to retrieve profile "{name}": '
+                                         "Profile not found")
+        ctx.check_etag(etag(profile))
+        # LXD emits profile-updated before it validates, so a failing update still shows it.
+        ctx.lifecycle("profile-updated", _url(owner, name), project=owner)
+        if ctx.request.method == "PUT":
+            config, devices = body["config"], body["devices"]
+            description = body["description"]
+        else:
+            config = dict(profile["config"])
+            for key, value in body["config"].items():
+                if value == "":
+                    config.pop(key, None)
+                else:
+                    config[key] = value
+            devices = {**profile["devices"], **body["devices"]}
+            description = (body["description"] if "description" in body.present
+                           else profile["description"])
+        try:
+            validate(config, devices)
+        except Invalid as exc:
+            raise LXDError(500, str(exc)) from None
+        profile.update(new(name, description, config, devices))
+    return responses.empty()
+
+
+@route("/1.0/profiles/<name>", "POST")
+def rename_profile(ctx: Ctx, name: str) -> Response:
+    body = ctx.body(PROFILE_POST)
+    with ctx.state.lock:
+        owner, profile = _get(ctx, name, "Profile not found")
+        if name == "default":
+            raise LXDError(403, "The 'default' profile cannot be renamed")
+        new_name = body["name"]
+        check_name(new_name, "Profile")
+        if new_name in (".", ".."):
+            raise LXDError(400, f'Invalid profile name "{new_name}"')
+        profiles = ctx.state.in_project("profiles", ctx.project)
+        if new_name in profiles:
+            raise LXDError(409, f'Name "{new_name}" already in use')
+        if used_by(ctx.state, owner, name):
+            raise LXDError(500, "Profile is currently in use")  # LXD refuses renaming in use
+        profiles[new_name] = profiles.pop(name)
+        profile["name"] = new_name
+    url = _url(owner, new_name)
+    ctx.lifecycle("profile-renamed", url, context={"old_name": name}, project=owner)
+    return responses.created(url)
+
+
+@route("/1.0/profiles/<name>", "DELETE")
+def delete_profile(ctx: Ctx, name: str) -> Response:
+    with ctx.state.lock:
+        owner, _ = _get(ctx, name, "Profile not found")
+        if name == "default":
+            raise LXDError(403, "The 'default' profile cannot be deleted")
+        if used_by(ctx.state, owner, name):
+            raise LXDError(500, "Profile is currently in use")
+        del ctx.state.in_project("profiles", ctx.project)[name]
+    ctx.lifecycle("profile-deleted", _url(owner, name), project=owner)
+    return responses.empty()

@@ -1,0 +1,155 @@
+"""The Werkzeug WSGI app: one route table, LXD's envelope, trust, and errors as LXD gives them."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import api, responses
+from .responses import LXDError
+from .schema import Body, Struct, decode
+
+if TYPE_CHECKING:
+    from .operations import Operation
+    from .server import FakeLXD
+
+
+@dataclass
+class LoggedRequest:
+    """One request the fake served (see ``FakeLXD.requests``)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    protocol: str
+    body: bytes = b""
+    at: float = field(default_factory=time.time)
+
+    def __str__(self) -> str:
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.method} {self.path}{query} -> {self.status} ({self.protocol})"
+
+
+class Ctx:
+    """What a handler gets: the request, the server, and who is asking."""
+
+    def __init__(self, server: FakeLXD, request: Request, protocol: str,
+                 fingerprint: str | None, trusted: bool, address: str) -> None:
+        self.server = server
+        self.request = request
+        self.protocol = protocol
+        self.fingerprint = fingerprint
+        self.trusted = trusted
+        self.address = address
+        self.state = server.state
+        self.events = server.events
+        self.ops = server.operations
+        self.project = request.args.get("project") or "default"
+        self._body: bytes | None = None
+
+    @property
+    def recursion(self) -> int:
+        try:
+            return int(self.request.args.get("recursion", "0"))
+        except ValueError:
+            return 0
+
+    def raw_body(self) -> bytes:
+        """The whole request body, read to EOF (chunked uploads have no Content-Length)."""
+        if self._body is None:
+            self._body = self.request.get_data(cache=True)
+        return self._body
+
+    def body(self, struct: Struct) -> Body:
+        """The JSON body decoded into ``struct`` (Go's errors as 400s)."""
+        return decode(self.raw_body(), struct)
+
+    def url(self, path: str, project: str | None = None) -> str:
+        """``path`` with the ``?project=`` suffix LXD adds outside the default project."""
+        project = self.project if project is None else project
+        return path if project == "default" else f"{path}?project={project}"
+
+    @property
+    def requestor(self) -> dict[str, str]:
+        if self.protocol == "unix":
+            return {"username": "root", "protocol": "unix", "address": "@"}
+        return {"username": self.fingerprint or "", "protocol": "tls", "address": self.address}
+
+    def lifecycle(self, action: str, source: str, context: dict[str, Any] | None = None,
+                  project: str | None = None) -> None:
+        self.events.lifecycle(action, source, self.project if project is None else project,
+                              context, self.requestor)
+
+    def check_etag(self, current: str) -> None:
+        """LXD's If-Match check: quotes stripped, empty skips, ``*`` is not special."""
+        sent = self.request.headers.get("If-Match", "").strip('"')
+        if sent and sent != current:
+            raise LXDError(412, f"ETag doesn't match: {current} vs {sent}")
+
+    def operation(self, description: str, run: Any = None, **kwargs: Any) -> Response:
+        """Start a background operation in this request's project and answer 202."""
+        kwargs.setdefault("project", self.project)
+        op = self.ops.create(description, run, **kwargs)
+        return self.async_reply(op)
+
+    def async_reply(self, op: Operation) -> Response:
+        return responses.operation(op.to_json(), op.url)
+
+
+class App:
+    """The WSGI callable shared by the unix socket and the TLS listener."""
+
+    def __init__(self, server: FakeLXD) -> None:
+        self.server = server
+        self.routes = api.load()
+        self.url_map = Map(strict_slashes=True, merge_slashes=False, redirect_defaults=False)
+        for index, item in enumerate(self.routes):
+            self.url_map.add(Rule(item.path, methods=list(item.methods), endpoint=index))
+        self.log: deque[LoggedRequest] = deque(maxlen=10_000)
+        self.handler_errors: list[str] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        response = self.dispatch(request, environ)
+        body = request.get_data(cache=True) if self.server.log_bodies else b""
+        self.log.append(LoggedRequest(request.method, request.path,
+                                      request.query_string.decode("latin-1"),
+                                      response.status_code,
+                                      environ.get("fakeserver.protocol", "unix"), body))
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request, environ: dict[str, Any]) -> Response:
+        protocol = environ.get("fakeserver.protocol", "unix")
+        fingerprint = environ.get("fakeserver.fingerprint")
+        if protocol == "unix":
+            trusted = True
+        else:
+            trusted = self.server.is_trusted(fingerprint)
+        ctx = Ctx(self.server, request, protocol, fingerprint, trusted,
+                  environ.get("fakeserver.address", "@"))
+        try:
+            adapter = self.url_map.bind_to_environ(environ)
+            index, args = adapter.match()
+            item = self.routes[index]
+            if not trusted and not item.untrusted:
+                raise responses.forbidden()
+            return item.handler(ctx, **args)
+        except LXDError as exc:
+            return responses.error(exc.code, exc.message)
+        except MethodNotAllowed:
+            return responses.error(501, "not implemented")
+        except (NotFound, RequestRedirect):
+            return responses.error(404, "not found")
+        except HTTPException as exc:
+            return responses.error(exc.code or 500, exc.description or "error")
+        except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
+            self.handler_errors.append(traceback.format_exc())
+            return responses.error(500, f"Internal error in the fake: {exc}")

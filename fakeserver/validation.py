@@ -1,0 +1,143 @@
+"""Names, instance/profile config keys and devices, checked with LXD's messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .responses import LXDError
+
+
+class Invalid(Exception):
+    """A validation failure; handlers turn it into the status code LXD uses there."""
+
+
+def _bool(value: str) -> None:
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
+        raise Invalid(f'Invalid value for a boolean "{value}"')
+
+
+def _int(value: str) -> None:
+    if value == "":
+        return
+    try:
+        int(value)
+    except ValueError:
+        raise Invalid(f'Invalid value for an integer "{value}"') from None
+
+
+def _uint(value: str) -> None:
+    _int(value)
+    if value and int(value) < 0:
+        raise Invalid(f'Invalid value for an integer "{value}"')
+
+
+def _priority(value: str) -> None:
+    _int(value)
+    if value and not 0 <= int(value) <= 10:
+        raise Invalid(f'Invalid value for a limit "{value}". Must be between 0 and 10')
+
+
+def _cpu(value: str) -> None:
+    if value == "":
+        return
+    if re.fullmatch(r"\d+", value):
+        return
+    if re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+        return
+    raise Invalid("Invalid CPU limit syntax")
+
+
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|[kKMGTPE](i?B)?)?")
+
+
+def _memory(value: str) -> None:
+    if value == "" or re.fullmatch(r"\d+(\.\d+)?%", value) or _SIZE.fullmatch(value):
+        return
+    raise Invalid(f'Invalid value "{value}" for "limits.memory"')
+
+
+def _any(value: str) -> None:
+    return None
+
+
+Checker = Callable[[str], None]
+
+INSTANCE_KEYS: dict[str, Checker] = {
+    "boot.autostart": _bool, "boot.autostart.delay": _int, "boot.autostart.priority": _int,
+    "boot.stop.priority": _int, "boot.host_shutdown_timeout": _int,
+    "cloud-init.network-config": _any, "cloud-init.user-data": _any,
+    "cloud-init.vendor-data": _any, "cluster.evacuate": _any,
+    "limits.cpu": _cpu, "limits.cpu.allowance": _any, "limits.cpu.priority": _priority,
+    "limits.disk.priority": _priority, "limits.memory": _memory,
+    "limits.memory.enforce": _any, "limits.memory.swap": _bool,
+    "limits.memory.swap.priority": _priority, "limits.network.priority": _priority,
+    "limits.processes": _int,
+    "linux.kernel_modules": _any, "migration.incremental.memory": _bool,
+    "migration.incremental.memory.goal": _uint, "migration.incremental.memory.iterations": _uint,
+    "migration.stateful": _bool, "nvidia.driver.capabilities": _any, "nvidia.runtime": _bool,
+    "nvidia.require.cuda": _any, "nvidia.require.driver": _any,
+    "raw.apparmor": _any, "raw.idmap": _any, "raw.lxc": _any, "raw.qemu": _any,
+    "raw.qemu.conf": _any, "raw.seccomp": _any,
+    "security.devlxd": _bool, "security.devlxd.images": _bool, "security.idmap.base": _uint,
+    "security.idmap.isolated": _bool, "security.idmap.size": _uint, "security.nesting": _bool,
+    "security.privileged": _bool, "security.protection.delete": _bool,
+    "security.protection.shift": _bool, "security.secureboot": _bool, "security.csm": _bool,
+    "security.agent.metrics": _bool, "security.syscalls.allow": _any,
+    "security.syscalls.deny": _any, "security.syscalls.deny_compat": _bool,
+    "security.syscalls.deny_default": _bool, "security.syscalls.blacklist": _any,
+    "security.syscalls.blacklist_compat": _bool, "security.syscalls.blacklist_default": _bool,
+    "security.syscalls.whitelist": _any,
+    "snapshots.schedule": _any, "snapshots.schedule.stopped": _bool,
+    "snapshots.pattern": _any, "snapshots.expiry": _any,
+    "agent.nic_config": _bool, "user.user-data": _any, "user.vendor-data": _any,
+    "user.network-config": _any, "user.meta-data": _any,
+}
+INSTANCE_PREFIXES: dict[str, Checker] = {
+    "user.": _any, "environment.": _any, "image.": _any, "volatile.": _any,
+    "limits.kernel.": _any, "limits.hugepages.": _any, "linux.sysctl.": _any,
+    "security.syscalls.intercept.": _bool,
+}
+
+
+def check_instance_config(config: dict[str, str]) -> None:
+    """Raise :class:`Invalid` with LXD's message for the first bad key or value."""
+    for key, value in config.items():
+        checker = INSTANCE_KEYS.get(key)
+        if checker is None:
+            checker = next((c for p, c in INSTANCE_PREFIXES.items() if key.startswith(p)), None)
+        if checker is None:
+            raise Invalid(f"Unknown configuration key: {key}")
+        checker(value)
+
+
+DEVICE_TYPES = {"none", "nic", "disk", "unix-char", "unix-block", "usb", "gpu", "infiniband",
+                "proxy", "unix-hotplug", "tpm", "pci"}
+
+
+def check_devices(devices: dict[str, dict[str, str]]) -> None:
+    """LXD's device checks that do not depend on the host."""
+    for name, device in devices.items():
+        prefix = f'Device validation failed for "{name}": Failed loading device "{name}": '
+        dev_type = device.get("type", "")
+        if not dev_type:
+            raise Invalid(prefix + "Missing device type in config")
+        if dev_type not in DEVICE_TYPES:
+            raise Invalid(prefix + "Unsupported device type")
+
+
+def check_name(name: str, what: str) -> None:
+    """The checks shared by profiles, networks, pools and projects (no empty, no slash)."""
+    if not name:
+        raise LXDError(400, "No name provided")
+    if "/" in name:
+        raise LXDError(400, f"{what} names may not contain slashes")
+
+
+def as_error(exc: Invalid, code: int) -> LXDError:
+    return LXDError(code, str(exc))
+
+
+def strings(config: dict[str, Any]) -> dict[str, str]:
+    return {str(k): "" if v is None else str(v) for k, v in config.items()}
