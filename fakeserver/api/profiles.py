@@ -65,6 +65,15 @@ def used_by(state: State, owner: str, name: str) -> list[str]:
     return urls
 
 
+def _rename_references(state: State, owner: str, old: str, new_name: str) -> None:
+    """Instances that use a renamed profile follow the rename, as in LXD."""
+    for project, instances in state.families["instances"].items():
+        if state.owner("profiles", project) != owner:
+            continue
+        for inst in instances.values():
+            inst["profiles"] = [new_name if p == old else p for p in inst.get("profiles", [])]
+
+
 def render(state: State, owner: str, profile: dict[str, Any]) -> dict[str, Any]:
     return {"config": profile["config"], "description": profile["description"],
             "devices": profile["devices"], "name": profile["name"],
@@ -169,7 +178,7 @@ def rename_profile(ctx: Ctx, name: str) -> Response:
     with ctx.state.lock:
         owner, profile = _get(ctx, name, "Profile not found")
         if name == "default":
-            raise LXDError(403, "The 'default' profile cannot be renamed")
+            raise LXDError(403, 'The "default" profile cannot be renamed')
         new_name = body["name"]
         check_name(new_name, "Profile")
         if new_name in (".", ".."):
@@ -177,10 +186,9 @@ def rename_profile(ctx: Ctx, name: str) -> Response:
         profiles = ctx.state.in_project("profiles", ctx.project)
         if new_name in profiles:
             raise LXDError(409, f'Name "{new_name}" already in use')
-        if used_by(ctx.state, owner, name):
-            raise LXDError(500, "Profile is currently in use")  # LXD refuses renaming in use
         profiles[new_name] = profiles.pop(name)
         profile["name"] = new_name
+        _rename_references(ctx.state, owner, name, new_name)
     url = _url(owner, new_name)
     ctx.lifecycle("profile-renamed", url, context={"old_name": name}, project=owner)
     return responses.created(url)
@@ -191,7 +199,7 @@ def delete_profile(ctx: Ctx, name: str) -> Response:
     with ctx.state.lock:
         owner, _ = _get(ctx, name, "Profile not found")
         if name == "default":
-            raise LXDError(403, "The 'default' profile cannot be deleted")
+            raise LXDError(403, 'The "default" profile cannot be deleted')
         if used_by(ctx.state, owner, name):
             raise LXDError(500, "Profile is currently in use")
         del ctx.state.in_project("profiles", ctx.project)[name]

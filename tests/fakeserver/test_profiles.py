@@ -137,9 +137,9 @@ def test_not_found_messages(api: API) -> None:
 def test_default_profile_is_protected(api: API) -> None:
     reply = api.delete("/1.0/profiles/default")
     assert reply.status == 403
-    assert reply.error == "The 'default' profile cannot be deleted"
+    assert reply.error == 'The "default" profile cannot be deleted'
     reply = api.post("/1.0/profiles/default", {"name": unique("p")})
-    assert reply.status == 403
+    assert (reply.status, reply.error) == (403, 'The "default" profile cannot be renamed')
 
 
 def test_list_recursion(api: API) -> None:
