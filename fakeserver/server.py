@@ -72,15 +72,32 @@ class _Handler(WSGIRequestHandler):
         pass
 
 
+class _BindError(Exception):
+    """Carries a bind failure past werkzeug's ``except OSError`` (which exits the process)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Listener(ThreadedWSGIServer):
     """One listening socket served by threads, stoppable at once through a wake-up pipe."""
 
     def __init__(self, host: str, port: int, app: App, protocol: str, tls: Any = None) -> None:
         self.protocol = protocol
         self.tls = tls
-        super().__init__(host, port, app, handler=_Handler)
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
+        try:
+            super().__init__(host, port, app, handler=_Handler)
+        except _BindError as exc:  # werkzeug would print and sys.exit(1) on an OSError
+            raise exc.error from None
+
+    def server_bind(self) -> None:
+        try:
+            super().server_bind()
+        except OSError as exc:
+            raise _BindError(exc) from exc
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
@@ -153,7 +170,11 @@ class FakeLXD:
                 host, _, port_text = self.https.rpartition(":")
                 port = int(port_text)
             tls = self.tls
-            listener = _Listener(host, port, self.app, "tls", tls.server_side())
+            try:
+                listener = _Listener(host, port, self.app, "tls", tls.server_side())
+            except BaseException:
+                self.stop()  # no half-started server
+                raise
             self._https_address = (host, listener.server_address[1])
             self._run(listener)
         return self
