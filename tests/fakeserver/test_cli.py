@@ -209,3 +209,16 @@ def test_a_running_server_in_the_directory_is_left_alone(capsys: pytest.CaptureF
         assert code == 1
         assert err == f"lxd-fake: error: a server is already listening on {fake.socket_path}"
         assert API.unix("fake", fake.socket_path).get("/1.0").status == 200
+
+
+def test_readme_commands() -> None:
+    """The README gives one command to run the fake and one to run the tests."""
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("pip install -e . && lxd-fake serve") == 1
+    assert readme.count("pip install -e '.[test]' && python -m pytest") == 1
+    assert re.findall(r"pip install[^\n]*", readme) == [
+        "pip install -e . && lxd-fake serve", "pip install -e '.[test]' && python -m pytest"]
+    usage = subprocess.run([sys.executable, "-m", "fakeserver", "serve", "--help"],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT).stdout
+    for option in re.findall(r"^\| `(--[a-z-]+)", readme, re.M):
+        assert option in usage, option

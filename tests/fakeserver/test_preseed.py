@@ -156,9 +156,10 @@ profiles:
      "Failed to update server configuration: cannot set 'foo.bar' to '1': unknown key"),
 ])
 def test_bad_documents(api: API, tmp_path: Path, document: str, message: str) -> None:
-    before = api.get("/1.0/profiles").metadata
+    before = api.get("/1.0/profiles/default").metadata, api.get("/1.0").metadata["config"]
     assert preseed(api, document, tmp_path) == message
-    assert api.get("/1.0/profiles").metadata == before
+    assert (api.get("/1.0/profiles/default").metadata,
+            api.get("/1.0").metadata["config"]) == before
 
 
 def test_bad_profile_config(api: API, tmp_path: Path) -> None:
@@ -180,10 +181,11 @@ def test_a_failure_reverts_what_the_document_created(api: API, tmp_path: Path) -
 
 
 def test_empty_documents_change_nothing(api: API, tmp_path: Path) -> None:
-    before = api.get("/1.0/profiles", params={"recursion": 1}).metadata
+    before = api.get("/1.0/profiles/default").metadata, api.get("/1.0").metadata["config"]
     for document in ["", "config:\nprofiles:\nnetworks: null\n", "profiles: []\nprojects: []"]:
         assert preseed(api, document, tmp_path) is None
-    assert api.get("/1.0/profiles", params={"recursion": 1}).metadata == before
+    assert (api.get("/1.0/profiles/default").metadata,
+            api.get("/1.0").metadata["config"]) == before
 
 
 # -- fake only: every key, the constructor, and what the real host must not be used for ----------
