@@ -225,7 +225,7 @@ class FakeLXD:
         if self._https_address is None:
             return None
         host, port = self._https_address
-        return f"https://{host}:{port}"
+        return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
     @property
     def tls(self) -> Any:

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from fakeserver import FakeLXD
-from fakeserver.cli import main
+from fakeserver.cli import main, parse_address
 from tests.support import API
 
 pytestmark = pytest.mark.fake_only
@@ -222,3 +222,9 @@ def test_readme_commands() -> None:
                            capture_output=True, text=True, timeout=60, cwd=ROOT).stdout
     for option in re.findall(r"^\| `(--[a-z-]+)", readme, re.M):
         assert option in usage, option
+
+
+def test_https_addresses() -> None:
+    assert parse_address("127.0.0.1:0") == "127.0.0.1:0"
+    assert parse_address("localhost:08443") == "localhost:8443"
+    assert parse_address("[::1]:8443") == "::1:8443"

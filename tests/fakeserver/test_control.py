@@ -11,6 +11,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import requests
 
 from fakeserver import FakeLXD
 from fakeserver.api import Route
@@ -175,3 +176,12 @@ def test_handler_errors_are_recorded_and_answered_500(tmp_path: Path) -> None:
         assert "Traceback" not in reply.raw.decode()
         fake.reset()
         assert fake.handler_errors == []
+
+
+def test_https_on_the_ipv6_loopback(tmp_path: Path) -> None:
+    with FakeLXD(tmp_path / "lxd", https="::1:0") as fake:
+        host, port = fake.https_address or ("", 0)
+        assert host == "::1" and port > 0
+        assert fake.https_url == f"https://[::1]:{port}"
+        reply = requests.get(fake.https_url + "/1.0", verify=fake.ca_file, timeout=10)
+        assert reply.json()["metadata"]["auth"] == "untrusted"
