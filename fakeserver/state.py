@@ -72,7 +72,9 @@ class State:
         proj = self.families["projects"].get(project)
         if proj is None:
             return project
-        return project if proj["config"].get(feature) == "true" else "default"
+        # LXD's shared.IsTrue: "true", "1", "yes" and "on", in any case.
+        enabled = proj["config"].get(feature, "").lower() in ("true", "1", "yes", "on")
+        return project if enabled else "default"
 
     # -- projects ------------------------------------------------------------------------
     def has_project(self, project: str) -> bool:
