@@ -301,6 +301,12 @@ def test_not_found_messages(api: API) -> None:
     reply = api.get("/1.0/projects/nope/state")
     assert (reply.status, reply.error) == (404,
                                            "Fetch project database object: Project not found")
+    for method, path in [("PUT", "/1.0/projects/default/state"), ("DELETE", "/1.0/projects")]:
+        reply = api.request(method, path, json_body={})
+        assert (reply.status, reply.error) == (501, "not implemented"), path
+    # ?target is not checked on these endpoints.
+    assert api.get("/1.0/projects/default", params={"target": "foo"}).status == 200
+    assert api.get("/1.0/projects/default/state", params={"target": "foo"}).status == 200
 
 
 # -- update ----------------------------------------------------------------------------------
@@ -618,8 +624,8 @@ def test_features_take_any_true_spelling(api: API) -> None:
 def add_container(api: API, project: str, name: str, config: dict[str, str]) -> None:
     """A stopped container in ``project``: created on the real host, seeded into the fake.
 
-    The fake's instance and volume families belong to other modules; seeding them keeps this
-    test about what projects compute from them.
+    The fake's instances belong to another module; seeding one keeps this test about what
+    projects compute from them.
     """
     if api.is_fake:
         state = api.server.state  # type: ignore[attr-defined]
@@ -637,13 +643,6 @@ def add_container(api: API, project: str, name: str, config: dict[str, str]) -> 
 
 
 def add_custom_volume(api: API, project: str, name: str, size: str) -> None:
-    if api.is_fake:
-        state = api.server.state  # type: ignore[attr-defined]
-        with state.lock:
-            state.families["volumes"].setdefault(project, {})[("default", "custom", name)] = {
-                "name": name, "pool": "default", "type": "custom", "project": project,
-                "config": {"size": size}, "description": "", "content_type": "filesystem"}
-        return
     reply = api.post("/1.0/storage-pools/default/volumes/custom",
                      {"name": name, "config": {"size": size}}, params={"project": project})
     assert reply.status == 200, reply
