@@ -1,0 +1,145 @@
+"""The ``lxc`` CLI (Debian's lxd-client 5.0.2), unmodified, against the fake and the real host.
+
+``LXD_DIR=<dir> lxc ...`` talks to ``<dir>/unix.socket``. Each test runs the same commands on
+each backend and checks exit codes and output exactly, except for what differs by host: names
+made unique per run, the pool's source path (under each server's own directory) and ``USED BY``
+counts (other tests on a shared real host change them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.compat import socket_path
+from tests.support import API, unique
+
+LXC = shutil.which("lxc")
+pytestmark = pytest.mark.skipif(LXC is None, reason="the lxc CLI is not installed")
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def lxc_runner(lxd_dir: str, home: Path) -> Run:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LXD_")}
+    env.update(LXD_DIR=lxd_dir, HOME=str(home), LANG="C.UTF-8")  # not /root/.config/lxc
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        assert LXC is not None
+        return subprocess.run([LXC, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    run("remote", "list")  # the first run greets on stderr ("To start your first container")
+    return run
+
+
+@pytest.fixture
+def lxc(api: API, tmp_path: Path) -> Run:
+    return lxc_runner(os.path.dirname(socket_path(api)), tmp_path)
+
+
+def csv_rows(output: str) -> list[list[str]]:
+    return [line.split(",") for line in output.splitlines()]
+
+
+def table_header(output: str) -> list[str]:
+    header = output.splitlines()[1]
+    return [cell.strip() for cell in header.strip("|").split("|")]
+
+
+def test_profile_list(lxc: Run) -> None:
+    table = lxc("profile", "list")
+    assert (table.returncode, table.stderr) == (0, "")
+    assert table_header(table.stdout) == ["NAME", "DESCRIPTION", "USED BY"]
+    rows = {row[0]: row for row in csv_rows(lxc("profile", "list", "-f", "csv").stdout)}
+    assert rows["default"][:2] == ["default", "Default LXD profile"]
+    assert all(len(row) == 3 and row[2].isdigit() for row in rows.values())
+
+
+def test_network_list(lxc: Run) -> None:
+    table = lxc("network", "list")
+    assert (table.returncode, table.stderr) == (0, "")
+    assert table_header(table.stdout) == ["NAME", "TYPE", "MANAGED", "IPV4", "IPV6",
+                                          "DESCRIPTION", "USED BY", "STATE"]
+    done = lxc("network", "list", "-f", "csv")
+    assert (done.returncode, done.stderr) == (0, "")
+    rows = {row[0]: row for row in csv_rows(done.stdout)}
+    bridge = rows["lxdbr0"]
+    assert bridge[:6] == ["lxdbr0", "bridge", "YES", "none", "none", ""]
+    assert bridge[6].isdigit() and bridge[7] == "CREATED"
+    assert all(len(row) == 8 for row in rows.values())
+
+
+def test_storage_list(lxc: Run) -> None:
+    table = lxc("storage", "list")
+    assert (table.returncode, table.stderr) == (0, "")
+    assert table_header(table.stdout) == ["NAME", "DRIVER", "SOURCE", "DESCRIPTION",
+                                          "USED BY", "STATE"]
+    done = lxc("storage", "list", "-f", "csv")
+    assert (done.returncode, done.stderr) == (0, "")
+    rows = {row[0]: row for row in csv_rows(done.stdout)}
+    name, driver, source, description, used_by, state = rows["default"]
+    assert (name, driver, description, state) == ("default", "dir", "", "CREATED")
+    assert source.endswith("/storage-pools/default") and used_by.isdigit()
+
+
+def test_profile_create_set_show_delete(lxc: Run, api: API) -> None:
+    name = unique("p")
+    api.delete_later(f"/1.0/profiles/{name}")
+    assert lxc("profile", "create", name).stdout == f"Profile {name} created\n"
+    done = lxc("profile", "set", name, "user.k", "v")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    shown = lxc("profile", "show", name)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert shown.stdout == (f'config:\n  user.k: v\ndescription: ""\ndevices: {{}}\n'
+                            f"name: {name}\nused_by: []\n")
+    assert lxc("profile", "get", name, "user.k").stdout == "v\n"
+    assert name in {row[0] for row in csv_rows(lxc("profile", "list", "-f", "csv").stdout)}
+
+    again = lxc("profile", "create", name)
+    assert again.returncode == 1
+    assert again.stderr == (f'Error: Error inserting "{name}" into database: '
+                            "The profile already exists\n")
+    deleted = lxc("profile", "delete", name)
+    assert (deleted.returncode, deleted.stdout, deleted.stderr) == (
+        0, f"Profile {name} deleted\n", "")
+    missing = lxc("profile", "show", name)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == "Error: " + api.get(f"/1.0/profiles/{name}").error + "\n"
+
+
+def test_errors(lxc: Run, api: API) -> None:
+    refused = lxc("profile", "delete", "default")
+    assert refused.returncode == 1
+    assert refused.stderr == "Error: " + api.delete("/1.0/profiles/default").error + "\n"
+    bad = lxc("profile", "set", "default", "foo.bar", "1")
+    assert bad.returncode == 1 and bad.stderr == "Error: Unknown configuration key: foo.bar\n"
+
+
+@pytest.mark.fake_only
+def test_lxc_against_lxd_fake_serve(tmp_path: Path) -> None:
+    """The server as a person runs it: ``lxd-fake serve --dir D``, then ``LXD_DIR=D lxc``."""
+    directory = tmp_path / "lxd"
+    server = subprocess.Popen([sys.executable, "-m", "fakeserver", "serve", "--dir",
+                               str(directory), "--no-https"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        banner = [server.stdout.readline() for _ in range(3)]
+        assert banner[1].split() == ["unix", "socket", str(directory / "unix.socket")]
+        lxc = lxc_runner(str(directory), tmp_path)
+        assert lxc("profile", "create", "web").returncode == 0
+        listed = lxc("profile", "list", "-f", "csv")
+        assert (listed.returncode, listed.stderr) == (0, "")
+        assert [row[0] for row in csv_rows(listed.stdout)] == ["default", "web"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0 and err == ""
