@@ -101,7 +101,7 @@ class Ctx:
         return self.async_reply(op)
 
     def async_reply(self, op: Operation) -> Response:
-        return responses.operation(op.to_json(), op.url)
+        return responses.operation(op.reply_json(), op.url)
 
 
 class App:
@@ -137,7 +137,7 @@ class App:
                   environ.get("fakeserver.address", "@"))
         try:
             adapter = self.url_map.bind_to_environ(environ)
-            index, args = adapter.match()
+            index, args = adapter.match(websocket=False)  # upgrades are handled by handlers
             item = self.routes[index]
             if not trusted and not item.untrusted:
                 raise responses.forbidden()

@@ -55,6 +55,7 @@ class Operation:
     run: Callable[[Operation], Any] | None = None
     on_cancel: Callable[[Operation], None] | None = None
     locked: bool = True
+    connect: Callable[..., Any] | None = None  # serves /websocket (websocket-class ops)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: str = field(default_factory=go_time)
     updated_at: str = ""
@@ -63,6 +64,7 @@ class Operation:
     finished_at: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     engine: OperationEngine | None = None
+    started_json: dict[str, Any] | None = None  # as it was when Start() returned: the 202 body
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -89,8 +91,15 @@ class Operation:
             "may_cancel": self.may_cancel, "err": self.err, "location": "none",
         }
 
+    def reply_json(self) -> dict[str, Any]:
+        """The operation as the 202 reply embeds it: Running, even if it already ended."""
+        return self.started_json if self.started_json is not None else self.to_json()
+
     def update_metadata(self, metadata: Any) -> None:
-        """Replace the metadata (e.g. progress); bumps ``updated_at`` and emits an event."""
+        """Replace the metadata (e.g. progress); bumps ``updated_at`` and emits an event.
+
+        Only metadata updates move ``updated_at``: status changes leave it alone, as in LXD.
+        """
         self.metadata = metadata
         self.updated_at = go_time()
         if self.engine is not None:
@@ -117,13 +126,18 @@ class Fault:
 
 
 class OperationEngine:
-    """Creates, runs, lists, waits on and cancels operations; bounded worker threads."""
+    """Creates, runs, lists, waits on and cancels operations on bounded worker threads.
+
+    Delayed operations wait in a heap served by one timer thread and held ones in a list, so
+    however many are pending, the engine uses at most ``workers`` + 1 threads.
+    """
 
     def __init__(self, events: EventHub, state_lock: Any, workers: int = 8,
                  retention: float = 5.0) -> None:
         self.events = events
         self.state_lock = state_lock
         self.retention = retention
+        self._default_retention = retention
         self.handler_errors: list[str] = []
         self._lock = threading.RLock()
         self._ops: dict[str, Operation] = {}
@@ -140,20 +154,30 @@ class OperationEngine:
 
     # -- test control ----------------------------------------------------------------------
     def set_timing(self, mode: Timing = "immediate", kind: str | None = None) -> None:
-        """``"immediate"`` (default), a delay in seconds, or ``"manual"``; per ``kind``."""
+        """``"immediate"`` (default), a delay in seconds, or ``"manual"``; per ``kind``.
+
+        ``kind`` is an operation description (``"Renaming project"``); a kind's rule wins
+        over the global one. Operations already created keep the timing they started with.
+        """
         if mode != "manual" and mode != "immediate":
             mode = float(mode)
             if mode < 0:
                 raise ValueError("delay must be >= 0")
         with self._lock:
-            if mode == "immediate":
-                self._timing.pop(kind, None)
+            if mode == "immediate" and kind is None:
+                self._timing.pop(None, None)
             else:
                 self._timing[kind] = mode
 
     def fail(self, error: str, count: int | None = 1, kind: str | None = None,
              resource: str | None = None) -> Fault:
-        """Make the next ``count`` matching operations fail (``count=None``: all of them)."""
+        """Make the next ``count`` matching operations fail (``count=None``: all of them).
+
+        A matching operation ends in Failure with ``err = error`` instead of running; token
+        operations (which never run) are not affected.
+        """
+        if count is not None and count < 1:
+            raise ValueError("count must be >= 1 (or None for every operation)")
         fault = Fault(error, count, kind, resource)
         with self._lock:
             self._faults.append(fault)
@@ -164,7 +188,7 @@ class OperationEngine:
             self._faults.clear()
 
     def held(self) -> list[Operation]:
-        """Operations waiting for :meth:`release` (manual timing)."""
+        """Operations waiting for :meth:`release` (manual timing), oldest first."""
         with self._lock:
             return list(self._held)
 
@@ -187,15 +211,19 @@ class OperationEngine:
             self._heap.clear()
             self._faults.clear()
             self._timing.clear()
+            self.retention = self._default_retention
             ops = list(self._ops.values())
             self._ops.clear()
             self.handler_errors.clear()
+            for op in ops:
+                if not op.final:
+                    op.status_code = CANCELLED
+                    op.finished_at = time.monotonic()
         for op in ops:
-            if not op.final:
-                op.status_code = CANCELLED
-                op.done.set()
+            op.done.set()
 
     def close(self) -> None:
+        """Stop for good: nothing runs any more and the worker threads end."""
         with self._lock:
             self._closed = True
             self._wake.notify_all()
@@ -204,26 +232,40 @@ class OperationEngine:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    @property
+    def threads(self) -> int:
+        """Threads the engine runs now (workers plus the timer), for tests."""
+        with self._lock:
+            pool = self._pool
+            count = len(pool._threads) if pool is not None else 0
+            if self._scheduler is not None and self._scheduler.is_alive():
+                count += 1
+        return count
+
     # -- lifecycle -------------------------------------------------------------------------
     def create(self, description: str, run: Callable[[Operation], Any] | None = None, *,
                project: str = "default", resources: dict[str, list[str]] | None = None,
                cls: str = "task", metadata: Any = None, may_cancel: bool = False,
                on_cancel: Callable[[Operation], None] | None = None,
-               locked: bool = True) -> Operation:
+               locked: bool = True, connect: Callable[..., Any] | None = None) -> Operation:
         """Register and start an operation; ``run(op)`` does its work in the background.
 
         ``run`` returns the operation's final metadata (or None to keep it) and raises
         :class:`OperationFailed` or :class:`LXDError` to fail. With ``locked`` it runs holding
         the state lock. Token operations (no ``run``) stay Running until used or cancelled.
+        ``project=""`` makes a global operation (listed in every project, like LXD's project
+        rename). Even with immediate timing the work happens on a worker thread, after the
+        caller got the operation back.
         """
         op = Operation(description, project, cls, resources, metadata, may_cancel, run,
-                       on_cancel, locked)
+                       on_cancel, locked, connect)
         op.engine = self
         with self._lock:
             self._prune()
             self._ops[op.id] = op
         self.publish(op)
         op.status_code = RUNNING
+        op.started_json = op.to_json()
         self.publish(op)
         if run is None:
             return op
@@ -238,6 +280,7 @@ class OperationEngine:
         return op
 
     def publish(self, op: Operation) -> None:
+        """Emit the operation's current state as an ``operation`` event."""
         self.events.emit("operation", op.to_json(), op.project)
 
     def finish(self, op: Operation, status_code: int, err: str = "") -> bool:
@@ -248,7 +291,8 @@ class OperationEngine:
             op.status_code = status_code
             op.err = err
             op.finished_at = time.monotonic()
-        self.publish(op)
+            event = op.to_json()
+        self.events.emit("operation", event, op.project)
         op.done.set()
         return True
 
@@ -258,6 +302,7 @@ class OperationEngine:
             return self._ops.get(op_id)
 
     def all(self, project: str | None = None) -> list[Operation]:
+        """Known operations, oldest first (only ``project``'s when given)."""
         with self._lock:
             self._prune()
             return [op for op in self._ops.values() if project is None or op.project == project]
@@ -269,27 +314,49 @@ class OperationEngine:
         op.done.wait(timeout)
         return op
 
-    def cancel(self, op: Operation) -> None:
-        """Cancel as LXD does; raises LXD's 400s when the operation cannot be cancelled."""
-        if op.final:
-            raise LXDError(400, "Only running operations can be cancelled")
-        if not op.may_cancel:
-            raise LXDError(400, "This operation can't be cancelled")
-        previous = op.status_code
-        op.status_code = CANCELLING
-        self.publish(op)
+    def cancel(self, op: Operation, *, hook_errors: bool = True) -> None:
+        """Cancel as LXD does; raises LXD's 400s when the operation cannot be cancelled.
+
+        Running -> Cancelling -> Cancelled, with an event for each; a held or delayed
+        operation never runs. If ``on_cancel`` raises, the status goes back (with an event)
+        and the error propagates unless ``hook_errors`` is False: LXD runs the hook in the
+        background, so ``DELETE /1.0/operations/{id}`` has already answered 200 by then.
+        """
         with self._lock:
-            if op in self._held:
+            if op.final:
+                raise LXDError(400, "Only running operations can be cancelled")
+            if not op.may_cancel:
+                raise LXDError(400, "This operation can't be cancelled")
+            if op.status_code == CANCELLING:
+                raise LXDError(400, "Only running operations can be cancelled")
+            previous = op.status_code
+            op.status_code = CANCELLING
+            was_held = op in self._held
+            if was_held:
                 self._held.remove(op)
-            self._heap = [item for item in self._heap if item[2] is not op]
-            heapq.heapify(self._heap)
+            waiting = [item for item in self._heap if item[2] is op]
+            if waiting:
+                self._heap = [item for item in self._heap if item[2] is not op]
+                heapq.heapify(self._heap)
+            event = op.to_json()
+        self.events.emit("operation", event, op.project)
         if op.on_cancel is not None:
             try:
                 op.on_cancel(op)
-            except Exception:  # noqa: BLE001 - LXD reverts the status when the hook fails
-                op.status_code = previous
-                self.publish(op)
-                raise
+            except Exception:
+                with self._lock:
+                    if op.status_code == CANCELLING:
+                        op.status_code = previous
+                        if was_held:
+                            self._held.append(op)
+                        for item in waiting:
+                            heapq.heappush(self._heap, item)
+                            self._wake.notify()
+                    event = op.to_json()
+                self.events.emit("operation", event, op.project)
+                if hook_errors:
+                    raise
+                return
         self.finish(op, CANCELLED)
 
     # -- internals -------------------------------------------------------------------------
@@ -336,6 +403,7 @@ class OperationEngine:
                     else:
                         self._wake.wait(self._heap[0][0] - time.monotonic())
                 if self._closed:
+                    self._scheduler = None
                     return
                 _, _, op = heapq.heappop(self._heap)
             self._submit(op)
@@ -352,8 +420,8 @@ class OperationEngine:
         return None
 
     def _execute(self, op: Operation) -> None:
-        if op.final or op.run is None:
-            return
+        if op.status_code != RUNNING or op.run is None:
+            return  # cancelled (or forgotten by a reset) before its turn came
         fault = self._take_fault(op)
         if fault is not None:
             self.finish(op, FAILURE, fault.error)
@@ -361,6 +429,8 @@ class OperationEngine:
         try:
             if op.locked:
                 with self.state_lock:
+                    if op.status_code != RUNNING:
+                        return
                     result = op.run(op)
             else:
                 result = op.run(op)
@@ -370,6 +440,6 @@ class OperationEngine:
             self.handler_errors.append(traceback.format_exc())
             self.finish(op, FAILURE, f"Internal error in the fake: {exc}")
         else:
-            if result is not None:
-                op.metadata = result
+            if result is not None and not op.final:
+                op.update_metadata(result)
             self.finish(op, SUCCESS)

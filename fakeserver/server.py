@@ -23,10 +23,15 @@ from .state import State
 class _Discard:
     """Where a hijacked (websocket) request's HTTP response goes: nowhere."""
 
+    closed = False
+
     def write(self, data: bytes) -> int:
         return len(data)
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,23 @@ class _ServerSide:
         return TLSSocket(conn, sock)
 
     def handshake(self, tls_sock: TLSSocket) -> None:
-        tls_sock.sock.settimeout(HANDSHAKE_TIMEOUT)
-        tls_sock.conn.do_handshake()
-        tls_sock.sock.settimeout(None)
+        # A socket timeout makes the fd non-blocking for OpenSSL, so wait for it here.
+        import select
+
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        tls_sock.sock.setblocking(False)
+        while True:
+            try:
+                tls_sock.conn.do_handshake()
+                break
+            except (SSL.WantReadError, SSL.WantWriteError) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OSError("TLS handshake timed out") from None
+                reading = isinstance(exc, SSL.WantReadError)
+                select.select([tls_sock.sock] if reading else [],
+                              [] if reading else [tls_sock.sock], [], left)
+        tls_sock.sock.setblocking(True)
 
     def peer_fingerprint(self, tls_sock: TLSSocket) -> str | None:
         cert = tls_sock.conn.get_peer_certificate(as_cryptography=True)
