@@ -111,7 +111,8 @@ def _convert(value: Any, typ: GoType, path: str, top: str) -> Any:
     if kind == "list":
         return [_convert(v, typ.item, path, top) for v in value]
     if kind == "struct":
-        return _struct(value, typ.item, path, top)
+        # Go names the innermost struct in type errors: "ImagesPostSource.source.type".
+        return _struct(value, typ.item, path, typ.item.name)
     return value
 
 
