@@ -329,11 +329,11 @@ def test_delete(api: API) -> None:
 
 def test_used_by_and_in_use(api: API) -> None:
     name = make_pool(api)
+    api.delete_later(f"{POOLS}/{name}/volumes/custom/v1")
     root = make_profile(api, {"root": {"type": "disk", "pool": name, "path": "/"}})
     dangling = make_profile(api, {"d": {"type": "disk", "pool": name, "source": "nothing",
                                         "path": "/mnt"}})
     make_profile(api, {"d": {"type": "disk", "pool": "other", "source": "x", "path": "/mnt"}})
-    api.delete_later(f"{POOLS}/{name}/volumes/custom/v1")
     assert api.post(f"{POOLS}/{name}/volumes/custom", {"name": "v1"}).status == 200
     used = api.get(f"{POOLS}/{name}").metadata["used_by"]
     assert used == sorted([f"/1.0/profiles/{root}", f"/1.0/profiles/{dangling}",
@@ -351,11 +351,12 @@ def test_used_by_spans_projects_sorted_as_strings(api: API) -> None:
     name = make_pool(api)
     project = make_project(api, **{"features.storage.volumes": "true",
                                    "features.profiles": "true"})
+    params = {"project": project}
+    # Registered before the profiles, so it runs after they are gone.
+    api.later(lambda: api.delete(f"{POOLS}/{name}/volumes/custom/pv", params=params))
     in_project = make_profile(api, {"d": {"type": "disk", "pool": name, "source": "pv",
                                           "path": "/mnt"}}, project=project)
     at_home = make_profile(api, {"root": {"type": "disk", "pool": name, "path": "/"}})
-    params = {"project": project}
-    api.later(lambda: api.delete(f"{POOLS}/{name}/volumes/custom/pv", params=params))
     assert api.post(f"{POOLS}/{name}/volumes/custom", {"name": "pv"}, params=params).status == 200
     used = api.get(f"{POOLS}/{name}", params=params).metadata["used_by"]
     assert used == sorted([f"/1.0/profiles/{in_project}?project={project}",

@@ -405,9 +405,9 @@ def test_rename(api: API) -> None:
 def test_rename_follows_into_profiles(api: API) -> None:
     pool = make_pool(api)
     name = make_volume(api, pool)
-    profile = make_profile(api, disk(pool, name))
     base = f"{POOLS}/{pool}/volumes/custom"
-    api.later(lambda: api.delete(f"{base}/{name}r"))
+    api.later(lambda: api.delete(f"{base}/{name}r"))  # runs after the profile is gone
+    profile = make_profile(api, disk(pool, name))
     assert api.post(f"{base}/{name}", {"name": f"{name}r"}).status == 201
     device = api.get(f"/1.0/profiles/{profile}").metadata["devices"]["d"]
     assert device["source"] == f"{name}r"
@@ -559,11 +559,11 @@ def test_project_with_its_own_volumes(api: API) -> None:
     assert (reply.status, reply.error) == (
         500, f'Invalid option for volume "{project}_bad" option "foo"')
     make_volume(api, pool, name)  # the same name is free in the default project
+    api.later(lambda: api.delete(f"{base}/custom/{name}r", params=params))
     profile = make_profile(api, disk(pool, name), project=project)
     assert api.get(f"{base}/custom/{name}", params=params).metadata["used_by"] == [
         f"/1.0/profiles/{profile}?project={project}"]
     assert api.get(f"{base}/custom/{name}").metadata["used_by"] == []
-    api.later(lambda: api.delete(f"{base}/custom/{name}r", params=params))
     reply = api.post(f"{base}/custom/{name}", {"name": f"{name}r"}, params=params)
     assert reply.headers["Location"] == f"{base}/custom/{name}r?project={project}"
     snapshot(api, f"{base}/custom/{name}r", params=params)
@@ -827,6 +827,7 @@ def test_volume_lifecycle_events(api: API) -> None:
     name = unique("v")
     base = f"{POOLS}/{pool}/volumes/custom"
     internal = f"{base}/default_{name}"
+    api.later(lambda: api.delete(f"{base}/{name}%20r"))
     with events(api) as ws:
         make_volume(api, pool, name)
         assert api.patch(f"{base}/{name}", {"description": "q"}).status == 200
