@@ -306,7 +306,10 @@ class Transport:
         if timeout is _UNSET:
             timeout = self.timeout
         if self.tls is not None:
-            kwargs.setdefault("verify", self.tls.requests_verify)
+            # Explicitly, so REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE cannot turn verify=False
+            # back on (requests merges them in when a request's verify is left unset).
+            kwargs.setdefault("verify", self.tls.requests_verify if self._own_session
+                              else self.session.verify)
         try:
             response = self.session.request(method, self.url(path), params=query or None,
                                             timeout=timeout, **kwargs)

@@ -300,6 +300,14 @@ class StorageVolumeSnapshotManager(Manager):
     def exists(self, name: str) -> bool:
         return self._exists(self.get, name)
 
+    @overload
+    def create(self, name: str | None = None, expires_at: str | None = None,
+               wait: Literal[True] = True) -> StorageVolumeSnapshot: ...
+
+    @overload
+    def create(self, name: str | None = None, expires_at: str | None = None, *,
+               wait: bool) -> StorageVolumeSnapshot | Operation: ...
+
     def create(self, name: str | None = None, expires_at: str | None = None,
                wait: bool = True) -> StorageVolumeSnapshot | Operation:
         """Snapshot the volume (LXD names it ``snap<N>`` if ``name`` is None).

@@ -132,3 +132,17 @@ def test_default_client_certificate(https: HTTPSEnv, monkeypatch: pytest.MonkeyP
         assert client.trusted
     finally:
         client.close()
+
+
+@insecure
+def test_caller_supplied_session(https: HTTPSEnv) -> None:
+    """pylxd's ``session=``: the caller's session settings (verify, cert) are used as given."""
+    import requests
+
+    session = requests.Session()
+    session.verify = False
+    session.cert = https.cert.pair
+    client = https.lxd.new_client(https.url, session=session)
+    assert client.trusted
+    client.close()
+    assert session.get(https.url + "/1.0", verify=False).status_code == 200  # still open

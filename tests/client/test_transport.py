@@ -181,3 +181,21 @@ def test_error_mapping() -> None:
     with pytest.raises(exceptions.LXDAPIException, match="not a sync response"):
         transport.check_response(reply(200, {"type": "async", "metadata": {}}))
     transport.check_response(reply(202, {"type": "async"}), (202,))
+
+
+def test_server_gone_after_connect_is_connection_failed(tmp_path: Path) -> None:
+    """pylxd leaked requests' ConnectionError once the client existed."""
+    from fakeserver import FakeLXD
+
+    server = FakeLXD(tmp_path / "lxd").start()
+    try:
+        client = Client(server.socket_path)
+        assert client.profiles.exists("default")
+    finally:
+        server.close()
+    with pytest.raises(ClientConnectionFailed, match="cannot connect to LXD") as info:
+        client.profiles.get("default")
+    assert not isinstance(info.value, requests.RequestException)
+    with pytest.raises(ClientConnectionFailed):
+        client.events().connect()
+    client.close()
