@@ -26,7 +26,8 @@ from tests.support import API, Reply, unique
 ZERO = "00000000-0000-0000-0000-000000000000"
 OP_KEYS = ["id", "class", "description", "created_at", "updated_at", "status", "status_code",
            "resources", "metadata", "may_cancel", "err", "location"]
-STATUSES = {"running", "success", "failure", "cancelled"}
+# Any status an operation can have, lowercased (a shared host may list someone's Pending op)
+STATUSES = {"pending", "running", "cancelling", "success", "failure", "cancelled"}
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
