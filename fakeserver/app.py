@@ -53,6 +53,7 @@ class Ctx:
         self.events = server.events
         self.ops = server.operations
         self.project = request.args.get("project") or "default"
+        self.restricted: list[str] | None = None  # a restricted client certificate's projects
         self._body: bytes | None = None
 
     @property
@@ -115,6 +116,9 @@ class App:
             self.url_map.add(Rule(item.path, methods=list(item.methods), endpoint=index))
         self.log: deque[LoggedRequest] = deque(maxlen=10_000)
         self.handler_errors: list[str] = []
+        from .api.certificates import check_restricted
+
+        self.check_restricted = check_restricted
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -132,15 +136,19 @@ class App:
         if protocol == "unix":
             trusted = True
         else:
-            trusted = self.server.is_trusted(fingerprint)
+            trusted = self.server.is_trusted(fingerprint, request.path)
         ctx = Ctx(self.server, request, protocol, fingerprint, trusted,
                   environ.get("fakeserver.address", "@"))
+        if trusted and protocol != "unix":
+            ctx.restricted = self.server.restricted_projects(fingerprint)
         try:
             adapter = self.url_map.bind_to_environ(environ)
             index, args = adapter.match(websocket=False)  # upgrades are handled by handlers
             item = self.routes[index]
             if not trusted and not item.untrusted:
                 raise responses.forbidden()
+            if ctx.restricted is not None:
+                self.check_restricted(ctx, item)
             return item.handler(ctx, **args)
         except LXDError as exc:
             return responses.error(exc.code, exc.message)

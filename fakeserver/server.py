@@ -50,6 +50,7 @@ class _Handler(WSGIRequestHandler):
         if self.server.tls is not None:
             environ["wsgi.url_scheme"] = "https"
             environ["fakeserver.fingerprint"] = self.server.tls.peer_fingerprint(self.connection)
+            environ["fakeserver.peer_der"] = self.server.tls.peer_der(self.connection)
             host, port = self.client_address[:2]
             environ["fakeserver.address"] = f"{host}:{port}"
         environ["fakeserver.hijack"] = self.hijack
@@ -182,7 +183,18 @@ class FakeLXD:
                 raise
             self._https_address = (host, listener.server_address[1])
             self._run(listener)
+            self._publish_https_address()
         return self
+
+    def _publish_https_address(self) -> None:
+        """Show the HTTPS listener in ``core.https_address``, as LXD's config says where it
+        listens (GET /1.0 ``environment.addresses``, certificate add tokens)."""
+        if self._https_address is None:
+            return
+        host, port = self._https_address
+        with self.state.lock:
+            self.state.config["core.https_address"] = (f"[{host}]:{port}" if ":" in host
+                                                       else f"{host}:{port}")
 
     def _run(self, listener: _Listener) -> None:
         thread = threading.Thread(target=listener.serve, name=f"lxd-fake-{listener.protocol}",
@@ -246,11 +258,24 @@ class FakeLXD:
         """Path of the PEM CA bundle that verifies the server's certificate."""
         return str(self.tls.ca_file)
 
-    def is_trusted(self, fingerprint: str | None) -> bool:
+    def is_trusted(self, fingerprint: str | None, path: str | None = None) -> bool:
+        """Whether a TLS client certificate is in the trust store: ``client`` certificates
+        everywhere, ``metrics`` ones only on ``/1.0/metrics`` (as LXD 5.0.2)."""
         if not fingerprint:
             return False
         with self.state.lock:
-            return fingerprint in self.state.family("certificates")
+            cert = self.state.family("certificates").get(fingerprint)
+        if cert is None:
+            return False
+        return cert.get("type", "client") == "client" or path == "/1.0/metrics"
+
+    def restricted_projects(self, fingerprint: str | None) -> list[str] | None:
+        """The projects a restricted client certificate is confined to (None: unrestricted)."""
+        with self.state.lock:
+            cert = self.state.family("certificates").get(fingerprint or "")
+            if cert is None or not cert.get("restricted"):
+                return None
+            return list(cert.get("projects", []))
 
     # -- state control ---------------------------------------------------------------------
     def _build_baseline(self) -> dict[str, Any]:
@@ -266,6 +291,7 @@ class FakeLXD:
         """Back to the baseline (plus the constructor's preseed); forget operations and log."""
         self.operations.reset()
         self.state.restore(self._baseline)
+        self._publish_https_address()
         self.app.log.clear()
         self.app.handler_errors.clear()
 

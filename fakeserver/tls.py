@@ -102,11 +102,17 @@ class _ServerSide:
                               [] if reading else [tls_sock.sock], [], left)
         tls_sock.sock.setblocking(True)
 
+    def peer_der(self, tls_sock: TLSSocket) -> bytes | None:
+        """The DER of the client's certificate (None without one); read once per connection."""
+        if tls_sock.peer_der is False:
+            cert = tls_sock.conn.get_peer_certificate(as_cryptography=True)
+            tls_sock.peer_der = (None if cert is None
+                                 else cert.public_bytes(serialization.Encoding.DER))
+        return tls_sock.peer_der if isinstance(tls_sock.peer_der, bytes) else None
+
     def peer_fingerprint(self, tls_sock: TLSSocket) -> str | None:
-        cert = tls_sock.conn.get_peer_certificate(as_cryptography=True)
-        if cert is None:
-            return None
-        return fingerprint_of_der(cert.public_bytes(serialization.Encoding.DER))
+        der = self.peer_der(tls_sock)
+        return None if der is None else fingerprint_of_der(der)
 
 
 class _RawTLS(io.RawIOBase):
@@ -139,6 +145,7 @@ class TLSSocket:
         self.conn = conn
         self.sock = sock
         self._lock = threading.Lock()
+        self.peer_der: bytes | None | bool = False  # False: not read yet
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         size = nbytes or len(buffer)

@@ -135,8 +135,8 @@ def get_server(ctx: Ctx) -> Response:
     if not ctx.trusted:
         return responses.sync({**common, "auth": "untrusted", "public": False,
                                "auth_methods": ["tls"]})
-    with ctx.state.lock:
-        config = rendered_config(ctx.state)
+    with ctx.state.lock:  # a restricted client certificate sees no config (and ETag of null)
+        config = rendered_config(ctx.state) if ctx.restricted is None else None
     meta = {"config": config, **common, "auth": "trusted", "public": False,
             "auth_methods": ["tls"], "environment": environment(ctx)}
     return responses.sync(meta, etag=responses.etag_of(config))
