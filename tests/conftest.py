@@ -56,7 +56,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         needs_backend = "backend" in getattr(item, "fixturenames", ())
         has_param = hasattr(item, "callspec") and "backend" in item.callspec.params
+        param = item.callspec.params.get("backend") if has_param else None
         if needs_backend and not has_param:
+            drop.append(item)
+        elif param == "real" and item.get_closest_marker("fake_only"):
+            drop.append(item)  # a parameter-level fake_only mark (e.g. destructive on LXD)
+        elif param == "fake" and item.get_closest_marker("real_only"):
             drop.append(item)
         elif not needs_backend and selected_backend(config) == "real":
             drop.append(item)  # a fake-only module test: nothing to run on the real host

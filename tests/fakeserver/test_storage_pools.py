@@ -153,9 +153,15 @@ def test_create_returns_201_with_location(api: API) -> None:
     ({"name": "a b", "driver": "dir", "config": {"foo": "1"}}, 500,
      "Storage name cannot contain white space"),
     ({"name": "a\tb", "driver": "dir"}, 500, "Storage name cannot contain white space"),
-    ({"name": ".", "driver": "dir"}, 500,
-     'Storage pool directory "/var/lib/lxd/storage-pools" already exists'),
-    ({"name": "..", "driver": "dir"}, 500, 'Storage pool directory "/var/lib/lxd" already exists'),
+    # Fake only: on LXD 5.0.2 these two answer as below but the failed create's revert then
+    # removes the directory it names (/var/lib/lxd/storage-pools, /var/lib/lxd itself) under
+    # the running daemon, which destroys the real host. The answers were observed once.
+    pytest.param({"name": ".", "driver": "dir"}, 500,
+                 'Storage pool directory "/var/lib/lxd/storage-pools" already exists',
+                 marks=pytest.mark.fake_only),
+    pytest.param({"name": "..", "driver": "dir"}, 500,
+                 'Storage pool directory "/var/lib/lxd" already exists',
+                 marks=pytest.mark.fake_only),
     ({"name": ".", "driver": "dir", "config": {"foo": "1"}}, 500, 'Invalid option "foo"'),
 ])
 def test_create_errors(api: API, body: dict[str, Any], status: int, message: str) -> None:
