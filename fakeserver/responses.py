@@ -111,8 +111,10 @@ def operation(op_json: dict[str, Any], url: str) -> Response:
 
 
 def error(code: int, message: str) -> Response:
-    """An error reply; LXD ends these bodies with two newlines."""
-    body = dumps(_envelope("error", "", 0, "", code, message, None)) + "\n\n"
+    """An error reply; LXD ends these bodies with two newlines and escapes ``<>&`` in them."""
+    body = dumps(_envelope("error", "", 0, "", code, message, None))
+    body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    body += "\n\n"
     resp = Response(body, status=code, content_type=JSON)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp

@@ -1,0 +1,59 @@
+"""``/1.0/cluster`` on a standalone server: the fake answers as LXD 5.0.2 does."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import API
+
+
+def test_standalone_cluster(api: API) -> None:
+    reply = api.get("/1.0/cluster")
+    assert reply.status == 200
+    meta = reply.metadata
+    assert (meta["server_name"], meta["enabled"]) == ("", False)
+    # Which pools LXD lists here varies (not always those created by hand); check the shape.
+    for entry in meta["member_config"]:
+        assert list(entry) == ["entity", "name", "key", "value", "description"]
+        assert entry["description"] == f'"source" property for storage pool "{entry["name"]}"'
+    assert len(reply.headers["ETag"].strip('"')) == 64
+
+
+def test_disabling_is_a_no_op_but_needs_an_empty_name(api: API) -> None:
+    assert api.put("/1.0/cluster", {"server_name": "", "enabled": False}).status == 200
+    reply = api.put("/1.0/cluster", {"server_name": "x", "enabled": False})
+    assert (reply.status, reply.error) == (400,
+                                           "ServerName must be empty when disabling clustering")
+    assert api.patch("/1.0/cluster", {}).status == 501
+
+
+@pytest.mark.parametrize(("method", "path", "status", "message"), [
+    ("GET", "/1.0/cluster/members", 500, "Server is not clustered"),
+    ("GET", "/1.0/cluster/members/foo", 500, "Server is not clustered"),
+    ("DELETE", "/1.0/cluster/members/foo", 500, "Server is not clustered"),
+    ("PUT", "/1.0/cluster/members/foo", 500, "Server is not clustered"),
+    ("POST", "/1.0/cluster/members/foo/state", 404, "Cluster member not found"),
+    ("POST", "/1.0/cluster/members", 400, "This server is not clustered"),
+    ("GET", "/1.0/cluster/groups", 400, "This server is not clustered"),
+    ("GET", "/1.0/cluster/groups/default", 400, "This server is not clustered"),
+])
+def test_member_and_group_endpoints(api: API, method: str, path: str, status: int,
+                                    message: str) -> None:
+    reply = api.request(method, path, json_body={})
+    assert (reply.status, reply.error) == (status, message)
+
+
+def test_error_bodies_escape_angle_brackets_like_go(api: API) -> None:
+    reply = api.put("/1.0/cluster/certificate", {})
+    assert reply.status == 400
+    assert reply.error == "Certificate must be base64 encoded PEM certificate: %!w(<nil>)"
+    assert b"\\u003cnil\\u003e" in reply.raw
+
+
+@pytest.mark.fake_only
+def test_the_fake_refuses_to_form_a_cluster(api: API) -> None:
+    """Divergence: LXD would bootstrap a one-member cluster for good; the fake refuses."""
+    reply = api.put("/1.0/cluster", {"server_name": "node1", "enabled": True})
+    assert (reply.status, reply.error) == (400,
+                                           "Clustering is not supported by the fake LXD server")
+    assert api.get("/1.0/cluster").metadata["enabled"] is False
