@@ -19,15 +19,19 @@ def test_standalone_cluster(api: API) -> None:
     assert len(reply.headers["ETag"].strip('"')) == 64
 
 
+def test_patch_is_not_implemented(api: API) -> None:
+    reply = api.patch("/1.0/cluster", {})
+    assert (reply.status, reply.error) == (501, "not implemented")
+
+
+@pytest.mark.fake_only
 def test_disabling_is_a_no_op_but_needs_an_empty_name(api: API) -> None:
+    """Fake only: on LXD 5.0.2 this PUT reconfigures the listeners and drops open
+    connections, so it is not sent to the shared host (the 400 was observed with curl)."""
     assert api.put("/1.0/cluster", {"server_name": "", "enabled": False}).status == 200
-    assert api.patch("/1.0/cluster", {}).status == 501
-    if api.is_fake:
-        # LXD 5.0.2 answers this 400 to curl (observed), but resets the connection of a
-        # python-requests client after a previous PUT, so it is compared by hand only.
-        reply = api.put("/1.0/cluster", {"server_name": "x", "enabled": False})
-        assert (reply.status, reply.error) == (
-            400, "ServerName must be empty when disabling clustering")
+    reply = api.put("/1.0/cluster", {"server_name": "x", "enabled": False})
+    assert (reply.status, reply.error) == (400,
+                                           "ServerName must be empty when disabling clustering")
 
 
 @pytest.mark.parametrize(("method", "path", "status", "message"), [
