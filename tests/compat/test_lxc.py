@@ -143,3 +143,136 @@ def test_lxc_against_lxd_fake_serve(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0 and err == ""
+
+
+# -- instances -----------------------------------------------------------------------------------
+
+# Both hosts have no NIC in the default profile, so lxc warns on init and launch.
+NO_NETWORK = ("\nThe instance you are starting doesn't have any network attached to it.\n"
+              "  To create a new network, use: lxc network create\n"
+              "  To attach a network to an instance, use: lxc network attach\n\n")
+
+
+def progress_free(output: str) -> list[str]:
+    """Output lines without lxc's image progress lines (and the blanks that erase them)."""
+    return [line for line in output.splitlines()
+            if line.strip() and not line.startswith("Retrieving image: ")]
+
+
+def test_instance_lifecycle(lxc: Run, api: API) -> None:
+    """init, start, list, info, config set/get, snapshot, stop --force, delete."""
+    from tests.instancefixtures import remove_later, with_busybox
+
+    with_busybox(api)
+    name = unique("c")
+    remove_later(api, name)
+    done = lxc("init", "busybox", name)
+    assert (done.returncode, done.stderr) == (0, NO_NETWORK)
+    assert progress_free(done.stdout) == [f"Creating {name}"]
+    assert api.get(f"/1.0/instances/{name}").metadata["status"] == "Stopped"
+
+    done = lxc("list", name, "-f", "csv", "-c", "ns46tS")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert csv_rows(done.stdout) == [[name, "STOPPED", "", "", "CONTAINER", "0"]]
+    table = lxc("list", name)
+    assert (table.returncode, table.stderr) == (0, "")
+    assert table_header(table.stdout) == ["NAME", "STATE", "IPV4", "IPV6", "TYPE", "SNAPSHOTS"]
+
+    done = lxc("start", name)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = lxc("list", name, "-f", "csv", "-c", "ns")
+    assert csv_rows(done.stdout) == [[name, "RUNNING"]]
+
+    done = lxc("config", "set", name, "user.k", "v")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert lxc("config", "get", name, "user.k").stdout == "v\n"
+    bad = lxc("config", "set", name, "foo.bar", "1")
+    assert bad.returncode == 1
+    assert bad.stderr == "Error: Invalid config: Unknown configuration key: foo.bar\n"
+
+    done = lxc("snapshot", name)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = lxc("snapshot", name, "snap0")
+    assert done.returncode == 1
+    assert done.stderr == ('Error: Failed creating instance snapshot record "snap0": Add '
+                           'snapshot info to the database: This "instances_snapshots" entry '
+                           "already exists\n")
+    done = lxc("list", name, "-f", "csv", "-c", "nS")
+    assert csv_rows(done.stdout) == [[name, "1"]]
+
+    info = lxc("info", name)
+    assert (info.returncode, info.stderr) == (0, "")
+    lines = info.stdout.splitlines()
+    assert lines[0] == f"Name: {name}"
+    assert "Status: RUNNING" in lines and "Type: container" in lines
+    assert "Architecture: x86_64" in lines
+    assert any(line.startswith("PID: ") for line in lines)
+    assert "Snapshots:" in lines
+    assert any(line.startswith("| snap0 ") for line in lines)
+
+    done = lxc("delete", name)
+    assert done.returncode == 1
+    assert done.stderr == ("Error: The instance is currently running, stop it first or pass "
+                           "--force\n")
+    done = lxc("stop", name, "--force")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    done = lxc("list", name, "-f", "csv", "-c", "ns")
+    assert csv_rows(done.stdout) == [[name, "STOPPED"]]
+    done = lxc("stop", name, "--force")
+    assert (done.returncode, done.stderr) == (1, "Error: The instance is already stopped\n")
+    done = lxc("delete", name)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert api.get(f"/1.0/instances/{name}").status == 404
+    done = lxc("info", name)
+    assert (done.returncode, done.stderr) == (1, "Error: Instance not found\n")
+
+
+def test_launch_and_start_errors(lxc: Run, api: API) -> None:
+    from tests.instancefixtures import remove_later, with_busybox
+
+    with_busybox(api)
+    name = unique("c")
+    remove_later(api, name)
+    done = lxc("launch", "busybox", name, "--ephemeral")
+    assert (done.returncode, done.stderr) == (0, NO_NETWORK)
+    assert progress_free(done.stdout) == [f"Creating {name}", f"Starting {name}"]
+    done = lxc("start", name)
+    assert (done.returncode, done.stderr) == (1, "Error: The instance is already running\n")
+    done = lxc("init", "nope-missing", unique("c"))
+    assert done.returncode == 1
+    assert done.stderr == "Error: Image not found\n"
+    done = lxc("stop", name, "--force")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert api.get(f"/1.0/instances/{name}").status == 404  # ephemeral
+
+
+@pytest.mark.fake_only
+def test_instances_against_lxd_fake_serve(tmp_path: Path) -> None:
+    """``lxc image import``, ``launch``, ``list`` against ``lxd-fake serve``."""
+    from tests.instancefixtures import busybox_tarball
+
+    directory = tmp_path / "lxd"
+    image = tmp_path / "busybox.tar.gz"
+    image.write_bytes(busybox_tarball())
+    server = subprocess.Popen([sys.executable, "-m", "fakeserver", "serve", "--dir",
+                               str(directory), "--no-https"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        [server.stdout.readline() for _ in range(3)]
+        lxc = lxc_runner(str(directory), tmp_path)
+        done = lxc("image", "import", str(image), "--alias", "busybox")
+        assert done.returncode == 0, done.stderr
+        done = lxc("launch", "busybox", "c1")
+        assert (done.returncode, done.stderr) == (0, NO_NETWORK)
+        assert progress_free(done.stdout) == ["Creating c1", "Starting c1"]
+        done = lxc("list", "-f", "csv", "-c", "nst")
+        assert csv_rows(done.stdout) == [["c1", "RUNNING", "CONTAINER"]]
+        assert lxc("snapshot", "c1").returncode == 0
+        assert lxc("stop", "--force", "c1").returncode == 0
+        assert lxc("delete", "c1").returncode == 0
+        assert lxc("list", "-f", "csv").stdout == ""
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0 and err == ""
