@@ -101,7 +101,22 @@ def get_instance(state: State, project: str, name: str) -> dict[str, Any]:
     inst = state.families["instances"].get(project, {}).get(name)
     if inst is None:
         raise LXDError(404, "Instance not found")
-    return inst  # type: ignore[no-any-return]
+    return complete(inst, name, project)
+
+
+def complete(inst: dict[str, Any], name: str, project: str) -> dict[str, Any]:
+    """Fill in what a hand-seeded record (tests, preseeds) may lack; returns ``inst``."""
+    if "files" not in inst or "snapshots" not in inst:
+        defaults: dict[str, Any] = {
+            "name": name, "type": "container", "status": "Stopped", "project": project,
+            "architecture": "x86_64", "config": {}, "devices": {}, "profiles": [],
+            "ephemeral": False, "stateful": False, "description": "",
+            "created_at": go_time(), "last_used_at": EPOCH_TIME, "snapshots": {},
+            "files": empty_rootfs(name), "logs": {"lxc.log": b""}, "console": b"",
+            "started": False, "metadata": None, "templates": {}, "pid": 0}
+        for key, value in defaults.items():
+            inst.setdefault(key, value)
+    return inst
 
 
 def instance_url(name: str, project: str = "default", prefix: str = "instances") -> str:
@@ -412,6 +427,7 @@ def list_instances(ctx: Ctx, prefix: str) -> Response:
         out: list[Any] = []
         for project in projects:
             for name, inst in sorted(ctx.state.families["instances"].get(project, {}).items()):
+                complete(inst, name, project)
                 if wanted and inst["type"] != wanted:
                     continue
                 if clauses or ctx.recursion >= 1:

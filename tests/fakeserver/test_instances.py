@@ -630,3 +630,57 @@ def test_lifecycle_events(api: API) -> None:
         assert "requestor" not in events.wait("instance-deleted", source)["metadata"]
     finally:
         events.close()
+
+
+# -- the fake's records (the contract with files and exec) ---------------------------------------
+
+
+@pytest.mark.fake_only
+def test_records_carry_files_through_snapshots_copies_and_publishing(api: API) -> None:
+    """The fake keeps each instance's root filesystem in its record: snapshots and copies get
+    their own copy, restore brings it back, and publishing packs it into the image."""
+    from fakeserver.api import images
+    from fakeserver.api.instances import get_instance, instance_url
+    from fakeserver.imagefile import Entry
+
+    state = api.server.state  # type: ignore[attr-defined]
+    name = make(api)
+    with state.lock:
+        record = get_instance(state, "default", name)
+        assert record["files"]["/bin/busybox"].type == "file"
+        assert record["logs"] == {"lxc.log": b""}
+        record["files"]["/srv/before"] = Entry("file", 0o644, content=b"1")
+    op_of(api, api.post(f"/1.0/instances/{name}/snapshots", {"name": "s1"}))
+    copy = make(api, source={"type": "copy", "source": name}, profiles=["default"])
+    with state.lock:
+        record["files"]["/srv/after"] = Entry("file", 0o644, content=b"2")
+        assert "/srv/after" not in record["snapshots"]["s1"]["files"]
+        copied = get_instance(state, "default", copy)
+        assert "/srv/before" in copied["files"] and "/srv/after" not in copied["files"]
+        assert "/srv/after" not in copied["snapshots"]["s1"]["files"]
+    assert op_of(api, api.put(f"/1.0/instances/{name}", {"restore": "s1"}))["status"] == \
+        "Success"
+    with state.lock:
+        assert "/srv/after" not in get_instance(state, "default", name)["files"]
+    op = op_of(api, api.post("/1.0/images", {"source": {"type": "instance", "name": name}}))
+    fp = op["metadata"]["fingerprint"]
+    with state.lock:
+        tree = images.rootfs_of(images.images_of(state, "default")[fp])
+    assert tree["/srv/before"].content == b"1"
+    assert instance_url(name, "p1", "containers") == f"/1.0/containers/{name}?project=p1"
+    with pytest.raises(Exception, match="Instance not found"):
+        get_instance(state, "default", "nope")
+
+
+@pytest.mark.fake_only
+def test_hand_seeded_records_are_completed(api: API) -> None:
+    state = api.server.state  # type: ignore[attr-defined]
+    with state.lock:
+        state.families["instances"].setdefault("default", {})["seeded"] = {
+            "name": "seeded", "type": "container", "config": {}, "devices": {},
+            "profiles": ["default"], "status": "Stopped"}
+    inst = get(api, "seeded")
+    # An empty expanded_config is left out, as LXD's omitempty does.
+    assert list(inst) == [k for k in INSTANCE_KEYS if k != "expanded_config"]
+    assert inst["status"] == "Stopped"
+    assert api.get("/1.0/instances", params={"recursion": 2}).status == 200
