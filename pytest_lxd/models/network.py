@@ -94,6 +94,10 @@ class NetworkForward(Model):
         super().__init__(client, **data)
         self.network = network
 
+    def _identity(self) -> tuple[Any, ...]:
+        network = self.network.name if self.network is not None else None
+        return (*super()._identity(), network)
+
     @property
     def api(self) -> APINode:
         assert self.network is not None, "a NetworkForward needs its network"

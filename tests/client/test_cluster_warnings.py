@@ -6,11 +6,10 @@ import pytest
 
 from pytest_lxd import exceptions
 
-from .conftest import LXDEnv, fake_gap
+from .conftest import LXDEnv
 
 
-def test_standalone_cluster(lxd: LXDEnv, request: pytest.FixtureRequest) -> None:
-    fake_gap(lxd, request, "no /1.0/cluster endpoints (404 'not found')")
+def test_standalone_cluster(lxd: LXDEnv) -> None:
     cluster = lxd.client.cluster.get()
     assert (cluster.server_name, cluster.enabled) == ("", False)
     assert cluster.member_config[0]["entity"] == "storage-pool"

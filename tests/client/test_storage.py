@@ -55,11 +55,18 @@ def test_pool_create_save_delete(lxd: LXDEnv) -> None:
     assert not lxd.client.storage_pools.exists(name)
 
 
-def test_default_pool_in_use_cannot_be_deleted(lxd: LXDEnv) -> None:
+def test_pool_in_use_cannot_be_deleted(lxd: LXDEnv) -> None:
+    name = lxd.unique("sp")
+    pool = lxd.client.storage_pools.create({"name": name, "driver": "dir"})
+    lxd.delete_later(f"/1.0/storage-pools/{name}")
+    profile = lxd.client.profiles.create(
+        lxd.unique("p"), devices={"root": {"type": "disk", "path": "/", "pool": name}})
+    lxd.delete_later(f"/1.0/profiles/{profile.name}")
     with pytest.raises(exceptions.LXDAPIException,
                        match="The storage pool is currently in use") as info:
-        lxd.client.storage_pools.get("default").delete()
+        pool.delete()
     assert info.value.error_code == 400
+    assert lxd.client.storage_pools.exists(name)
 
 
 def test_volumes(lxd: LXDEnv) -> None:
