@@ -18,6 +18,7 @@ from .responses import LXDError
 FEATURES = {
     "profiles": "features.profiles",
     "images": "features.images",
+    "aliases": "features.images",  # image aliases live with the images
     "networks": "features.networks",
     "volumes": "features.storage.volumes",
 }

@@ -287,6 +287,7 @@ def images_of(state: State, owner: str) -> dict[str, Any]:
 
 
 def aliases_of(state: State, owner: str) -> dict[str, Any]:
+    """The aliases of ``owner`` (the project whose images they name)."""
     return state.families["aliases"].setdefault(owner, {})
 
 
