@@ -99,7 +99,8 @@ def list_snapshots(ctx: Ctx, name: str, prefix: str) -> Response:
         if ctx.recursion >= 1:
             return responses.sync([render_snapshot(ctx.state, ctx.project, inst, s)
                                    for s in inst["snapshots"].values()])
-        return responses.sync([snapshot_url(name, s, ctx.project, prefix)
+        # LXD 5.0.2 lists /1.0/instances URLs whatever alias the request used.
+        return responses.sync([snapshot_url(name, s, ctx.project)
                                for s in inst["snapshots"]])
 
 

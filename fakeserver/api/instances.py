@@ -852,6 +852,7 @@ def put_state(ctx: Ctx, name: str, prefix: str) -> Response:
             if status != "Stopped":
                 raise OperationFailed("The instance is already running")
             if start(inst):
+                op.update_metadata({"container_progress": "Remapping container filesystem"})
                 result = {"container_progress": ""}
             emit(ctx, "instance-started", source, project, requestor=True)
         elif action == "stop":
