@@ -7,75 +7,52 @@ A test that takes ``api`` runs on every selected backend (``--lxd-backend=fake|r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from fakeserver import FakeLXD
-from pytest_lxd.plugin import real_endpoint, selected_backend
+from pytest_lxd.plugin import real_endpoint, require_backend, selected_backend
 from tests.support import API
 
-_REAL_STATUS: dict[str, str | None] = {}
+pytest_plugins = ["pytester"]
 
 
-def _real_problem(config: pytest.Config) -> str | None:
-    """Why the real host cannot be used (None when it can); probed once."""
-    if "problem" not in _REAL_STATUS:
-        endpoint = real_endpoint(config)
-        problem = None
-        if not os.path.exists(endpoint):
-            problem = f"no LXD socket at {endpoint}"
-        else:
-            try:
-                reply = API.unix("real", endpoint).get("/1.0", timeout=10)
-                if reply.status != 200:
-                    problem = f"GET /1.0 answered {reply.status}"
-            except Exception as exc:  # noqa: BLE001
-                problem = f"cannot reach {endpoint}: {exc}"
-        _REAL_STATUS["problem"] = problem
-    return _REAL_STATUS["problem"]
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" not in metafunc.fixturenames:
-        return
-    marks = {m.name for m in metafunc.definition.iter_markers()}
-    selected = selected_backend(metafunc.config)
-    chosen = ["fake", "real"] if selected == "both" else [selected]
-    if "fake_only" in marks:
-        chosen = [b for b in chosen if b == "fake"]
-    if "real_only" in marks:
-        chosen = [b for b in chosen if b == "real"]
-    metafunc.parametrize("backend", chosen, ids=chosen, indirect=True)
+    """The project's ``fake_only``/``real_only`` are the plugin's ``lxd_fake_only``/
+    ``lxd_real_only``: the plugin parametrizes ``backend`` (via ``lxd_backend_name``)."""
+    for ours, plugins in (("fake_only", pytest.mark.lxd_fake_only),
+                          ("real_only", pytest.mark.lxd_real_only)):
+        if metafunc.definition.get_closest_marker(ours) is not None:
+            metafunc.definition.add_marker(plugins)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop tests that have no backend left (fake-only tests in a real-only run)."""
+    """Parameter-level ``fake_only``/``real_only`` marks become the plugin's too (the plugin
+    then drops the backend they rule out); in a real-only run, drop tests that use no backend
+    (fake-only module tests)."""
+    for item in items:
+        for ours, plugins in (("fake_only", pytest.mark.lxd_fake_only),
+                              ("real_only", pytest.mark.lxd_real_only)):
+            if item.get_closest_marker(ours) is not None:
+                item.add_marker(plugins)
+    if selected_backend(config) != "real":
+        return
     keep, drop = [], []
     for item in items:
-        needs_backend = "backend" in getattr(item, "fixturenames", ())
-        has_param = hasattr(item, "callspec") and "backend" in item.callspec.params
-        param = item.callspec.params.get("backend") if has_param else None
-        if needs_backend and not has_param:
-            drop.append(item)
-        elif param == "real" and item.get_closest_marker("fake_only"):
-            drop.append(item)  # a parameter-level fake_only mark (e.g. destructive on LXD)
-        elif param == "fake" and item.get_closest_marker("real_only"):
-            drop.append(item)
-        elif not needs_backend and selected_backend(config) == "real":
-            drop.append(item)  # a fake-only module test: nothing to run on the real host
-        else:
-            keep.append(item)
+        uses = "lxd_backend_name" in getattr(item, "fixturenames", ())
+        (keep if uses else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 
 @pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeLXD]:
-    with FakeLXD(https=True) as server:
-        yield server
+def fake_server(lxd_fake_server: FakeLXD) -> FakeLXD:
+    """The plugin's session fake (HTTPS on, baseline, no seed)."""
+    return lxd_fake_server
 
 
 @pytest.fixture
@@ -86,15 +63,11 @@ def fake(fake_server: FakeLXD) -> FakeLXD:
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest) -> str:
-    name = request.param
-    if name == "real":
-        problem = _real_problem(request.config)
-        if problem:
-            if selected_backend(request.config) == "both":
-                pytest.skip(f"real LXD host unavailable: {problem}")
-            pytest.fail(f"real LXD host unavailable: {problem}")
-    return str(name)
+def backend(lxd_backend_name: str, request: pytest.FixtureRequest) -> str:
+    """``fake`` or ``real`` (parametrized by the plugin); skips or fails when the real host
+    cannot be reached, as the plugin does."""
+    require_backend(request.config, lxd_backend_name)
+    return lxd_backend_name
 
 
 @pytest.fixture
