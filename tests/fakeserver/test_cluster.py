@@ -26,8 +26,9 @@ def test_patch_is_not_implemented(api: API) -> None:
 
 @pytest.mark.fake_only
 def test_disabling_is_a_no_op_but_needs_an_empty_name(api: API) -> None:
-    """Fake only: on LXD 5.0.2 this PUT reconfigures the listeners and drops open
-    connections, so it is not sent to the shared host (the 400 was observed with curl)."""
+    """Fake only: on a standalone LXD 5.0.2 this PUT restarts the daemon with an EMPTY
+    database (observed: it wiped the shared real host twice), so it is never sent to a real
+    host. Both answers below were observed with curl before we knew."""
     assert api.put("/1.0/cluster", {"server_name": "", "enabled": False}).status == 200
     reply = api.put("/1.0/cluster", {"server_name": "x", "enabled": False})
     assert (reply.status, reply.error) == (400,
