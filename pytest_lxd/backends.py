@@ -160,52 +160,42 @@ def delete_object(client: Client, url: str) -> str | None:
 
 def empty_project(client: Client, name: str) -> list[str]:
     """Delete everything in project ``name`` that belongs to it (per its ``features.*``):
-    instances, images and aliases, custom volumes, profiles but ``default``, networks."""
+    instances, profiles but ``default``, images and aliases, custom volumes, networks. What
+    one object still holds (a profile using a volume...) is tried again at the end."""
     if name == "default":
         raise ValueError("the default project is never emptied")
     try:
         config = _call(client, "GET", f"/1.0/projects/{_q(name)}").get("config") or {}
     except NotFound:
         return []
-    problems: list[str] = []
-
-    def drop(url: str) -> None:
-        problem = delete_object(client, url)
-        if problem:
-            problems.append(problem)
-
-    for instance in _names(client, "/1.0/instances", name):
-        drop(_with_project(f"/1.0/instances/{_q(instance)}", name))
+    urls = [f"/1.0/instances/{_q(i)}" for i in _names(client, "/1.0/instances", name)]
+    if is_true(config.get("features.profiles")):
+        urls += [f"/1.0/profiles/{_q(p)}" for p in _names(client, "/1.0/profiles", name)
+                 if p != "default"]
     if is_true(config.get("features.images")):
-        for alias in _names(client, "/1.0/images/aliases", name):
-            drop(_with_project(f"/1.0/images/aliases/{_q(alias)}", name))
-        for image in _names(client, "/1.0/images", name):
-            drop(_with_project(f"/1.0/images/{_q(image)}", name))
+        urls += [f"/1.0/images/aliases/{_q(a)}"
+                 for a in _names(client, "/1.0/images/aliases", name)]
+        urls += [f"/1.0/images/{_q(i)}" for i in _names(client, "/1.0/images", name)]
     if is_true(config.get("features.storage.volumes")):
         for pool in _names(client, "/1.0/storage-pools"):
-            base = f"/1.0/storage-pools/{_q(pool)}/volumes/custom"
             try:
-                urls = _call(client, "GET", base, params={"project": name}) or []
+                listed = _call(client, "GET", f"/1.0/storage-pools/{_q(pool)}/volumes/custom",
+                               params={"project": name}) or []
             except LXDAPIException:
                 continue
-            for url in urls:
-                path = _split(url)[0]
-                if "/snapshots/" not in path:  # snapshots go with their volume
-                    drop(_with_project(path, name))
-    if is_true(config.get("features.profiles")):
-        for profile in _names(client, "/1.0/profiles", name):
-            if profile != "default":
-                drop(_with_project(f"/1.0/profiles/{_q(profile)}", name))
+            urls += [path for path in (_split(url)[0] for url in listed)
+                     if "/snapshots/" not in path]  # snapshots go with their volume
     if is_true(config.get("features.networks")):
         for kind in ("network-acls", "network-zones"):
-            for item in _names(client, f"/1.0/{kind}", name):
-                drop(_with_project(f"/1.0/{kind}/{_q(item)}", name))
+            urls += [f"/1.0/{kind}/{_q(item)}" for item in _names(client, f"/1.0/{kind}", name)]
         with contextlib.suppress(LXDAPIException):
-            for network in _call(client, "GET", "/1.0/networks",
-                                 params={"project": name, "recursion": "1"}) or []:
-                if network.get("managed"):
-                    drop(_with_project(f"/1.0/networks/{_q(network['name'])}", name))
-    return problems
+            urls += [f"/1.0/networks/{_q(n['name'])}"
+                     for n in _call(client, "GET", "/1.0/networks",
+                                    params={"project": name, "recursion": "1"}) or []
+                     if n.get("managed")]
+    failed = [url for url in urls if delete_object(client, _with_project(url, name))]
+    return [problem for url in failed
+            if (problem := delete_object(client, _with_project(url, name)))]
 
 
 def remove_project(client: Client, name: str) -> str | None:
