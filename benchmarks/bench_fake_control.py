@@ -42,31 +42,38 @@ def start_stop(fake: FakeLXD) -> None:
     fake.stop()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=50)
-    args = parser.parse_args()
+def measure(repeat: int) -> dict[str, float]:
+    """Median milliseconds of each control, keyed as in ``TARGETS_MS``."""
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         plain = FakeLXD(Path(tmp) / "plain")
         start_stop(plain)  # warm up
-        results["start+stop"] = median_ms(lambda: start_stop(plain), args.repeat)
+        results["start+stop"] = median_ms(lambda: start_stop(plain), repeat)
         secure = FakeLXD(Path(tmp) / "tls", https=True)
         start_stop(secure)  # the first start makes the TLS material once
-        results["start+stop (with HTTPS)"] = median_ms(lambda: start_stop(secure), args.repeat)
+        results["start+stop (with HTTPS)"] = median_ms(lambda: start_stop(secure), repeat)
         secure.close()
 
         plain.start()
         api = API.unix("fake", plain.socket_path)
-        results["reset"] = median_ms(plain.reset, args.repeat)
+        results["reset"] = median_ms(plain.reset, repeat)
 
         def change() -> None:
             for i in range(50):
                 api.post("/1.0/profiles", {"name": f"p{i}", "config": {"user.k": "v"}})
 
-        results["reset (after 50 changes)"] = median_ms(plain.reset, max(args.repeat // 5, 3),
+        results["reset (after 50 changes)"] = median_ms(plain.reset, max(repeat // 5, 3),
                                                         before=change)
+        api.session.close()
         plain.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    results = measure(args.repeat)
 
     missed = 0
     for name, value in results.items():
