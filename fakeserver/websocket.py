@@ -191,6 +191,8 @@ class WebSocket:
         self._woken = False
         self._done = False
         self._aborted = False
+        self._hangup = False  # end the stream once the queue is sent (see hangup())
+        self.hung_up = threading.Event()  # set when hangup() has sent everything
         self._owner: int | None = None
 
     # -- any thread ------------------------------------------------------------------------
@@ -213,6 +215,18 @@ class WebSocket:
         """Drop the connection at once, without a close frame (what LXD does to a client
         that sends data on ``/1.0/events``). Queued frames are not sent."""
         self._aborted = True
+        self.wake()
+
+    def hangup(self) -> None:
+        """Send the frames already queued, then end the connection without a close frame
+        (how LXD ends an exec stream after its end-of-stream barrier).
+
+        The write side is shut at once (the client reads EOF after the last frame) and
+        :attr:`hung_up` is set; the connection is dropped when the client closes its side or
+        after :data:`CLOSE_TIMEOUT`, so that a client still answering our keepalive ping
+        does not get a reset before it has read what we sent.
+        """
+        self._hangup = True
         self.wake()
 
     def wake(self) -> None:
@@ -268,10 +282,20 @@ class WebSocket:
                     self._push(encode_frame(OP_PING, KEEPALIVE))
                     next_ping = now + self.ping_interval
                 self._flush()
+                if self._hangup and not self._out and not self.hung_up.is_set():
+                    try:
+                        self._raw.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    self._close_deadline = now + CLOSE_TIMEOUT
+                    self.hung_up.set()
+                if self.hung_up.is_set() and now >= self._close_deadline:
+                    return
                 if self._close_sent and (self._close_received or now >= self._close_deadline):
                     return
                 poller.modify(fd, select.POLLIN | (select.POLLOUT if self._out else 0))
-                deadlines = [self._close_deadline] if self._close_sent else []
+                lingering = self._close_sent or self.hung_up.is_set()
+                deadlines = [self._close_deadline] if lingering else []
                 if self.ping_interval is not None and not self.closing:
                     deadlines.append(next_ping)
                 wait = max(0.0, min(deadlines) - now) if deadlines else None
@@ -285,6 +309,7 @@ class WebSocket:
         except _Gone:
             self.gone = True
         finally:
+            self.hung_up.set()
             self._finish()
 
     def _start_close_if_wanted(self, now: float) -> None:
