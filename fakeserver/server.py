@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import email.parser
+import email.utils
 import os
+import re
 import selectors
 import shutil
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +40,302 @@ class _Discard:
         pass
 
 
+#: A request body the app left unread is drained (so the connection can serve the next
+#: request) up to this many bytes; a longer leftover closes the connection instead.
+DRAIN_LIMIT = 1 << 20
+LINGER_LIMIT = 64 << 20  # read (and drop) at most this much more before closing
+_NO_BODY_STATUS = (204, 304)
+_MAX_LINE = 65536  # http.client's limits on request headers
+_MAX_HEADERS = 100
+_HEADER_NAME = re.compile(r"([\x21-\x39\x3b-\x7e]+):")  # as the email parser reads one
+
+
+class _Body:
+    """``wsgi.input``: the request body, counted, so that what the app did not read can be
+    drained before the next request on a kept-alive connection.
+
+    ``length`` is the Content-Length; None for a chunked body (``source`` then ends itself).
+    A plain object rather than an ``io`` stream: it is made for every request.
+    """
+
+    __slots__ = ("source", "remaining", "done")
+
+    def __init__(self, source: Any, length: int | None) -> None:
+        self.source = source
+        self.remaining = length
+        self.done = length == 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self.remaining is not None:
+            view = view[: self.remaining]
+        if self.done or not len(view):
+            return 0
+        got = self.source.readinto(view) or 0
+        if self.remaining is not None:
+            self.remaining -= got
+        if got == 0 or self.remaining == 0:
+            self.done = True
+        return got
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self.read(65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        buffer = bytearray(size)
+        got = self.readinto(buffer)
+        return bytes(buffer[:got])
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if self.done:
+            return b""
+        if self.remaining is None:  # chunked: werkzeug's dechunker reads no lines itself
+            line = bytearray()
+            while (size is None or size < 0 or len(line) < size) and not line.endswith(b"\n"):
+                byte = self.read(1)
+                if not byte:
+                    break
+                line += byte
+            return bytes(line)
+        limit = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        if limit <= 0:
+            return b""
+        data: bytes = self.source.readline(limit)
+        self.remaining -= len(data)
+        if not data or self.remaining == 0:
+            self.done = True
+        return data
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+    def drain(self, limit: int = DRAIN_LIMIT) -> bool:
+        """Read and drop the rest (up to ``limit`` bytes); True if the body is all read."""
+        if self.remaining is not None and self.remaining > limit:
+            return False
+        buffer = bytearray(65536)
+        total = 0
+        while not self.done and total <= limit:
+            total += self.readinto(buffer)
+        return self.done and not self.remaining
+
+    def linger(self, sock: Any, limit: int = LINGER_LIMIT) -> None:
+        """Before closing on an unread body: read what the client still sends (briefly), so
+        that a client blocked sending it gets to read the reply instead of a broken pipe."""
+        buffer = bytearray(65536)
+        total = 0
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            while not self.done and total < limit and selector.select(0.01):
+                got = self.readinto(buffer)
+                if not got:
+                    break
+                total += got
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
+class _Reply:
+    """Writes one WSGI response: head and body in one write when the length is known,
+    chunked (streamed) when it is not, and says whether the connection may serve another."""
+
+    def __init__(self, handler: _Handler, environ: dict[str, Any]) -> None:
+        self.handler = handler
+        self.body: _Body = environ["wsgi.input"]
+        self.head_only = environ["REQUEST_METHOD"] == "HEAD"
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.started = False
+        self.chunked = False
+        self.no_body = False
+        self.length: int | None = None
+        self.sent = 0
+        self.pending = bytearray()
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Any:
+        if exc_info:
+            try:
+                if self.started:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("Headers already set")
+        self.status, self.headers = status, headers
+        return self.write
+
+    def _head(self) -> bytes:
+        handler = self.handler
+        assert self.status is not None, "write() before start_response"
+        code = int(self.status.split(None, 1)[0])
+        self.no_body = self.head_only or 100 <= code < 200 or code in _NO_BODY_STATUS
+        close = (handler.close_connection or not handler.keep_alive
+                 or handler.request_version != "HTTP/1.1")
+        lines = [f"{handler.protocol_version} {self.status}",
+                 f"Server: {handler.version_string()}", f"Date: {_http_date()}"]
+        for key, value in self.headers:
+            lower = key.lower()
+            if lower == "content-length":
+                try:
+                    self.length = int(value)
+                except ValueError:
+                    close = True
+            elif lower == "connection":
+                close = close or value.strip().lower() == "close"
+                continue
+            lines.append(f"{key}: {value}")
+        if not self.no_body and self.length is None:
+            if handler.request_version == "HTTP/1.1":
+                self.chunked = True
+                lines.append("Transfer-Encoding: chunked")
+            else:
+                close = True  # an HTTP/1.0 client reads the body to EOF
+        # The rest of a body the app did not read is drained before answering (a client
+        # still sending it would not read the reply); too much of it ends the connection.
+        if not close and not handler.hijacked and not self.body.drain():
+            close = True
+        if close:
+            handler.close_connection = True
+            lines.append("Connection: close")
+        self.started = True
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``; a known-length body goes out in one write when complete."""
+        if not self.started:
+            self.pending += self._head()
+        if self.no_body:
+            data = b""
+        if self.chunked:
+            if data:
+                self.pending += b"%x\r\n%b\r\n" % (len(data), data)
+            self._flush()
+            return
+        self.sent += len(data)
+        self.pending += data
+        if self.length is None or self.sent >= self.length or len(self.pending) >= 65536:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.handler.wfile.write(bytes(self.pending))
+            self.pending.clear()
+
+    def finish(self) -> None:
+        if not self.started:
+            self.write(b"")
+        if self.chunked:
+            self.pending += b"0\r\n\r\n"
+        self._flush()
+        if self.length is not None and not self.no_body and self.sent != self.length:
+            self.handler.close_connection = True  # the body did not match its length
+
+
 class _Handler(WSGIRequestHandler):
+    """Werkzeug's request handler, with HTTP/1.1 keep-alive (Werkzeug's dev server closes
+    every connection, so each HTTPS request would pay a TLS handshake)."""
+
     protocol_version = "HTTP/1.1"
     server: _Listener
+    hijacked = False
+    keep_alive = True  # False: close after every response, as Werkzeug does (for comparisons)
 
     def setup(self) -> None:
         super().setup()
         if self.server.tls is not None:
             self.server.tls.handshake(self.connection)
 
+    def parse_request(self) -> bool:
+        """http.server's ``parse_request`` with a faster header reader (the ``email`` parser
+        it uses cost more than the rest of a small request); the same checks, limits, error
+        replies and ``headers`` object. Anything but HTTP/1.0 or 1.1 goes to http.server."""
+        words = self.raw_requestline.split()
+        if len(words) != 3 or words[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+            return super().parse_request()
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        command, path, version = (str(word, "iso-8859-1") for word in words)
+        self.command, self.path, self.request_version = command, path, version
+        self.close_connection = version != "HTTP/1.1" or self.protocol_version < "HTTP/1.1"
+        if path.startswith("//"):
+            self.path = "/" + path.lstrip("/")  # as http.server does
+        lines: list[bytes] = []
+        while True:
+            line = self.rfile.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                self.send_error(431, "Line too long", "header line")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            lines.append(line)
+            if len(lines) > _MAX_HEADERS:
+                self.send_error(431, "Too many headers", f"got more than {_MAX_HEADERS} headers")
+                return False
+        headers = self._read_headers(lines)
+        self.headers = headers
+        connection = headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive" and self.protocol_version >= "HTTP/1.1":
+            self.close_connection = False
+        if (headers.get("Expect", "").lower() == "100-continue"
+                and self.request_version >= "HTTP/1.1"):
+            return bool(self.handle_expect_100())
+        return True
+
+    def _read_headers(self, lines: list[bytes]) -> Any:
+        """The header lines as the email parser reads them (http.client's way)."""
+        if any(b"\r" in line.removesuffix(b"\n").removesuffix(b"\r") for line in lines):
+            # a lone CR ends a line for the email parser: leave such oddities to it
+            text = b"".join(lines).decode("iso-8859-1")
+            return email.parser.Parser(_class=self.MessageClass).parsestr(text)
+        headers = self.MessageClass()
+        name: str | None = None
+        value: list[str] = []
+        for line in lines:
+            text = str(line, "iso-8859-1")
+            if text[0] in " \t":  # a folded continuation of the previous header
+                if name is not None:
+                    value.append(text)
+                continue
+            match = _HEADER_NAME.match(text)
+            if match is None and not text.startswith(("From ", ":")):
+                break  # the email parser takes this line and the rest for a body
+            if name is not None:
+                headers.set_raw(name, "".join(value).rstrip("\r\n"))
+                name = None
+            if match is None or text.startswith("From "):
+                continue  # the email parser drops these (an mbox "From " line, no name)
+            name = match.group(1)
+            value = [text[match.end():].lstrip(" \t")]
+        if name is not None:
+            headers.set_raw(name, "".join(value).rstrip("\r\n"))
+        return headers
+
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: the dechunker ends by itself
+            environ["wsgi.input"] = _Body(environ["wsgi.input"], None)
+        else:
+            text = environ.get("CONTENT_LENGTH", "").strip()
+            length = int(text) if text.isdigit() else 0
+            if text and not text.isdigit():
+                self.close_connection = True  # no way to tell where the body ends
+            environ["wsgi.input"] = _Body(self.rfile, length)
         environ["fakeserver.protocol"] = self.server.protocol
         if self.server.tls is not None:
             environ["wsgi.url_scheme"] = "https"
@@ -60,8 +349,39 @@ class _Handler(WSGIRequestHandler):
     def hijack(self) -> tuple[Any, Any]:
         """Take over the connection (for a websocket); the WSGI response is then discarded."""
         self.close_connection = True
+        self.hijacked = True
+        self.server.forget(self.request)  # its new owner ends it, not the listener's stop
         self.wfile = _Discard()  # type: ignore[assignment]
         return self.connection, self.rfile
+
+    def run_wsgi(self) -> None:
+        """Serve one request; unlike Werkzeug's, leaves the connection open for the next.
+        (``Expect: 100-continue`` was answered by ``parse_request``.)"""
+        self.environ = environ = self.make_environ()
+        reply = _Reply(self, environ)
+        try:
+            app_iter = self.server.app(environ, reply.start_response)
+            try:
+                for data in app_iter:
+                    reply.write(data)
+                reply.finish()
+            finally:
+                if hasattr(app_iter, "close"):
+                    app_iter.close()
+            if self.close_connection and not self.hijacked:
+                body = environ["wsgi.input"]
+                if not body.done:
+                    body.linger(self.connection)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away
+        except Exception:
+            self.close_connection = True
+            if not reply.started:  # App answers handler bugs itself; this is the server's
+                try:
+                    self.wfile.write(b"HTTP/1.1 500 Internal Server Error\r\n"
+                                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
 
     def handle(self) -> None:
         try:
@@ -93,6 +413,8 @@ class _Listener(ThreadedWSGIServer):
     def __init__(self, host: str, port: int, app: App, protocol: str, tls: Any = None) -> None:
         self.protocol = protocol
         self.tls = tls
+        self._open: set[Any] = set()  # connections a handler serves (kept alive between requests)
+        self._open_lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = False
         try:
@@ -108,6 +430,8 @@ class _Listener(ThreadedWSGIServer):
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls is not None:
             sock = self.tls.wrap(sock)
         return sock, addr
@@ -122,9 +446,36 @@ class _Listener(ThreadedWSGIServer):
                         return
                     self._handle_request_noblock()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        if self._stopping:  # accepted while stop() ran: end it after this request
+            try:
+                getattr(request, "sock", request).shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.forget(request)
+        super().shutdown_request(request)
+
+    def forget(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+
     def stop(self) -> None:
+        """Stop accepting, and end kept-alive connections once their request (if any) is
+        answered: shutting their reading side makes the handler's next read see EOF."""
         self._stopping = True
         self._wake_w.send(b"x")
+        with self._open_lock:
+            connections = list(self._open)
+        for conn in connections:
+            try:
+                getattr(conn, "sock", conn).shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
 
     def server_close(self) -> None:
         super().server_close()
