@@ -2472,13 +2472,17 @@ def _repl(shell: Shell, io: dict[int, Any]) -> int:
     """Commands read from stdin, each run as soon as it is complete (as ash does)."""
     pending = ""
     status = 0
-    prompt = shell.process.interactive if hasattr(shell.process, "interactive") else False
+    prompt = bool(getattr(shell.process, "interactive", False)) and io[0] is shell.call.stdin
+    if prompt:  # on a terminal: ash's greeting, then a prompt (and a cursor position query)
+        io[2](b"\n\n" + BANNER.replace("multi-call binary.\n\n", "built-in shell (ash)\n")
+              .encode() + b"Enter 'help' for a list of built-in commands.\n\n")
     while True:
         if prompt:
             home = shell.vars.get("HOME", "")
             where = "~" + shell.cwd[len(home):] if home and shell.cwd.startswith(home) \
                 else shell.cwd
-            io[2]((f"{where} # " if not pending else "> ").encode())
+            sign = "#" if shell.process.uid == 0 else "$"
+            io[2](f"{where} {sign} \x1b[6n".encode() if not pending else b"> ")
         line = io[0].readline()
         if not line:
             if pending.strip():

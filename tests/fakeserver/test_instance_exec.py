@@ -24,6 +24,7 @@ import pytest
 from pylxd.exceptions import LXDAPIException
 from websockets.sync.client import connect
 
+from fakeserver import FakeLXD
 from tests.compat import ClientCert, client_cert, socket_path
 from tests.imagefixtures import Events
 from tests.instancefixtures import action, make, started
@@ -437,6 +438,27 @@ def test_interactive_session(api: API, inst: str) -> None:
     assert (final["status"], final["metadata"]["return"]) == ("Success", 0)
 
 
+def test_interactive_shell(api: API, inst: str) -> None:
+    """``sh`` on a terminal: ash's greeting and prompts (with a cursor position query)."""
+    op, url = start(api, inst, ["sh"], interactive=True, environment={"TERM": "xterm"},
+                    width=80, height=24)
+    fds = op["metadata"]["fds"]
+    control = Raw(api, url + fds["control"])
+    fd0 = Raw(api, url + fds["0"])
+    time.sleep(0.5)
+    for line in (b"echo hi\n", b"cd /etc\n", b"exit 4\n"):
+        fd0.send(BINARY, line)
+        time.sleep(0.3)
+    frames = fd0.until_barrier()
+    assert data_of(frames) == (
+        b"\r\n\r\nBusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) built-in shell (ash)\r\n"
+        b"Enter 'help' for a list of built-in commands.\r\n\r\n"
+        b"~ # \x1b[6necho hi\r\nhi\r\n~ # \x1b[6ncd /etc\r\n/etc # \x1b[6nexit 4\r\n")
+    fd0.close()
+    control.close()
+    assert finish(api, op)["metadata"]["return"] == 4
+
+
 def test_interactive_ctrl_c(api: API, inst: str) -> None:
     op, url = start(api, inst, ["sleep", "30"], interactive=True)
     fds = op["metadata"]["fds"]
@@ -814,3 +836,20 @@ def test_reset_ends_running_commands(api: API, inst: str) -> None:
     fake.reset()
     assert socks[1].frames(5)[-1] == EOF
     assert time.monotonic() - began < 3
+
+
+def test_stopping_the_server_ends_running_commands(tmp_path: Path) -> None:
+    """(Fake only.) ``FakeLXD.stop()`` kills running execs and drops their websockets."""
+    with FakeLXD(tmp_path / "lxd") as server:
+        api = API.unix("fake", server.socket_path)
+        api.server = server  # type: ignore[attr-defined]
+        name = started(api)
+        op, url = start(api, name, ["sleep", "60"])
+        fds = op["metadata"]["fds"]
+        socks = [Raw(api, url + fds[key]) for key in ("control", "0", "1", "2")]
+        time.sleep(0.2)
+        began = time.monotonic()
+        server.stop()
+        assert all(sock.frames(5)[-1] == EOF for sock in socks)
+        assert time.monotonic() - began < 3
+        assert not server.handler_errors
