@@ -282,3 +282,64 @@ def test_fails(lxd_backend, lxd_client):
     assert project.startswith("pytest-lxd-main-")
     assert not admin.projects.exists(project)
     assert not admin.networks.exists(network)
+
+
+def test_what_the_tracker_follows(host: FakeLXD, host_client: Client) -> None:
+    """Objects made in another project (volumes, images, aliases, instances), moved or
+    renamed, the test's own project renamed, the server config changed: all undone."""
+    from pytest_lxd import busybox
+
+    host_client.storage_pools.create({"name": "keep-pool", "driver": "dir"})
+    before = _world(host_client)
+    backend = RealBackend(Settings(endpoint=host.socket_path))
+    try:
+        env = backend.begin("tracker")
+        own = env.client()
+        own.projects.create("pl-other")
+        other = env.client(project="pl-other")
+        volume = other.storage_pools.get("default").volumes.create({"name": "v1"})
+        volume.rename({"name": "v2", "pool": "keep-pool"})
+        image = busybox.placeholder_image()
+        upload = other.api.images.post(data=image, headers={
+            "Content-Type": "application/octet-stream"})
+        other.operations.wait_for_operation(upload.json()["operation"])
+        fingerprint = busybox.fingerprint(image)
+        other.api.images.aliases.post(json={"name": "bb", "target": fingerprint})
+        made = other.api.instances.post(json={
+            "name": "c1", "source": {"type": "image", "fingerprint": fingerprint},
+            "devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}})
+        other.operations.wait_for_operation(made.json()["operation"])
+        renamed = other.api.instances["c1"].post(json={"name": "c2"})
+        other.operations.wait_for_operation(renamed.json()["operation"])
+        started = other.api.instances["c2"].state.put(json={"action": "start"})
+        other.operations.wait_for_operation(started.json()["operation"])
+        assert other.api.instances["c2"].get().json()["metadata"]["status"] == "Running"
+        own.api.put(json={"config": {"images.auto_update_interval": "9"}})
+        own.projects.get(env.project).rename("pytest-lxd-renamed")
+        assert env.project == "pytest-lxd-renamed"
+        assert env.tracker.created == [
+            "/1.0/projects/pl-other", "/1.0/storage-pools/keep-pool/volumes/custom/v2"
+            "?project=pl-other", f"/1.0/images/{fingerprint}?project=pl-other",
+            "/1.0/images/aliases/bb?project=pl-other", "/1.0/instances/c2?project=pl-other"]
+        assert env.tracker.config_changed
+        assert backend.end(env) == []
+    finally:
+        backend.close()
+    assert _world(host_client) == before
+
+
+@pytest.mark.lxd_real_only
+def test_the_sweep_on_the_real_host(lxd_backend: LXDBackend) -> None:
+    """A project a dead run left (with a profile in it) is swept; the live test's is not."""
+    admin = lxd_backend.client(project=None)
+    name = f"pytest-lxd-dead-{lxd_backend.unique('x')[2:]}"
+    _plugin_project(admin, name, f"{socket.gethostname()}/{_dead_pid()}/1", time.time())
+    lxd_backend.client(project=name).profiles.create("inside")
+    backend = RealBackend(Settings(endpoint=lxd_backend.endpoint, cert=lxd_backend.cert,
+                                   verify=lxd_backend.verify))
+    try:
+        assert name in backend.sweep()
+    finally:
+        backend.close()
+    assert not admin.projects.exists(name)
+    assert admin.projects.exists(lxd_backend.project)

@@ -62,7 +62,7 @@ def test_project(lxd_client, lxd_backend):
     assert project.config["user.pytest-lxd.run"]
     default = lxd_client.profiles.get("default")
     assert default.devices == {"root": {"path": "/", "pool": "default", "type": "disk"}}
-    assert lxd_client.images.all() == [] if hasattr(lxd_client, "images") else True
+    assert lxd_client.api.images.get().json()["metadata"] == []
 """)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
