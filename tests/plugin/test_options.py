@@ -265,4 +265,13 @@ def test_https_endpoint_with_cert_key_and_pinned_verify(pytester: pytest.Pyteste
         result = pytester.runpytest(*args, "--lxd-verify=true")
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*real LXD host unavailable*TLS failure*"])
+
+        stranger = self_signed(tmp_path, "stranger")
+        result = pytester.runpytest("-p", "no:cacheprovider", "--lxd-backend=real",
+                                    f"--lxd-endpoint={server.https_url}",
+                                    f"--lxd-cert={stranger.cert_file}",
+                                    f"--lxd-key={stranger.key_file}", "--lxd-verify=false")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines([f"*real LXD host unavailable (--lxd-backend=real): LXD at "
+                                     f"{server.https_url} does not trust this client*"])
         assert not [p.name for p in admin.projects.all() if p.name != "default"]
