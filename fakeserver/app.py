@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 import traceback
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import api, responses
+from . import api, gourl, responses
 from .responses import LXDError
-from .schema import Body, Struct, decode
+from .schema import Body, Struct, decode, first_value
 
 if TYPE_CHECKING:
     from .operations import Operation
@@ -58,10 +60,16 @@ class Ctx:
 
     @property
     def recursion(self) -> int:
-        try:
-            return int(self.request.args.get("recursion", "0"))
-        except ValueError:
+        """The recursion level as LXD reads it: Go's ``strconv.Atoi`` (a non-number, ``" 1"``
+        or an overflow is 0); a negative level lists objects, like 1 (LXD tests ``!= 0``)."""
+        text = self.request.args.get("recursion", "")
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if not digits or not digits.isascii() or not digits.isdigit():
             return 0
+        value = int(text)
+        if not -(1 << 63) <= value < (1 << 63):
+            return 0
+        return 1 if value < 0 else value
 
     def raw_body(self) -> bytes:
         """The whole request body, read to EOF (chunked uploads have no Content-Length)."""
@@ -72,6 +80,11 @@ class Ctx:
     def body(self, struct: Struct) -> Body:
         """The JSON body decoded into ``struct`` (Go's errors as 400s)."""
         return decode(self.raw_body(), struct)
+
+    def json(self) -> Any:
+        """The body's first JSON value as Go's ``json.Decoder`` reads it (trailing bytes
+        ignored, Go's syntax errors as 400s): use it rather than ``json.loads``."""
+        return first_value(self.raw_body())
 
     def url(self, path: str, project: str | None = None) -> str:
         """``path`` with the ``?project=`` suffix LXD adds outside the default project."""
@@ -185,6 +198,16 @@ class App:
         return response(environ, start_response)
 
     def dispatch(self, request: Request, environ: dict[str, Any]) -> Response:
+        try:  # the request target as Go's net/http and gorilla/mux see it
+            path, query = gourl.parse_target(_raw_target(environ))
+        except gourl.BadTarget:
+            return _go_bad_request()
+        pairs, failed = gourl.parse_query(query)
+        args = MultiDict(pairs)
+        if failed:  # LXD's queryParam() gives up on the whole query string
+            for key in gourl.STRICT_PARAMS:
+                args.poplist(key)
+        request.args = args  # type: ignore[misc]
         protocol = environ.get("fakeserver.protocol", "unix")
         fingerprint = environ.get("fakeserver.fingerprint")
         if protocol == "unix":
@@ -196,14 +219,16 @@ class App:
         if trusted and protocol != "unix":
             ctx.restricted = self.server.restricted_projects(fingerprint)
         try:
-            adapter = self.url_map.bind_to_environ(environ)
-            index, args = adapter.match(websocket=False)  # upgrades are handled by handlers
+            adapter = self.url_map.bind("lxd")
+            # Upgrades are handled by handlers; URL variables are unescaped as LXD does.
+            index, values = adapter.match(path, request.method, websocket=False)
+            values = {k: gourl.unescape_segment(v) for k, v in values.items()}
             item = self.routes[index]
             if not trusted and not item.untrusted:
                 raise responses.forbidden()
             if ctx.restricted is not None:
                 self.check_restricted(ctx, item)
-            return item.handler(ctx, **args)
+            return item.handler(ctx, **values)
         except LXDError as exc:
             return responses.error(exc.code, exc.message)
         except MethodNotAllowed:
@@ -215,3 +240,23 @@ class App:
         except Exception as exc:  # noqa: BLE001 - never leak a traceback to the client
             self.handler_errors.append(traceback.format_exc())
             return responses.error(500, f"Internal error in the fake: {exc}")
+
+
+def _raw_target(environ: dict[str, Any]) -> bytes:
+    """The request target's bytes as the client sent them."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw is not None:
+        try:  # undo the WSGI "encoding dance" of werkzeug's server
+            return str(raw).encode("latin-1").decode("utf-8").encode("latin-1")
+        except UnicodeError:
+            return str(raw).encode("latin-1", "replace")
+    path = urllib.parse.quote(environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=")
+    query = environ.get("QUERY_STRING", "")
+    return (path + ("?" + query if query else "")).encode("latin-1", "replace")
+
+
+def _go_bad_request() -> Response:
+    """What Go's net/http answers to a request target it cannot parse (no envelope)."""
+    resp = Response("400 Bad Request", status=400, content_type="text/plain; charset=utf-8")
+    resp.headers["Connection"] = "close"
+    return resp

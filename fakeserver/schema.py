@@ -9,6 +9,8 @@ into Go struct field ProfilesPost.config of type string``) as a 400.
 from __future__ import annotations
 
 import json
+import json.scanner
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,39 +82,138 @@ def _json_kind(value: Any) -> str:
     return "object"
 
 
+class GoInt(int):
+    """A JSON integer literal; ``literal`` is its text (Go quotes it in type errors)."""
+
+    literal: str
+
+
+class GoFloat(float):
+    """A JSON number literal with a fraction or exponent (or too big for an int)."""
+
+    literal: str
+
+
+def _go_int(text: str) -> int | float:
+    try:
+        out: GoInt | GoFloat = GoInt(text)
+    except ValueError:  # more digits than Python converts: Go keeps it as a number literal
+        out = GoFloat(float("inf") if not text.startswith("-") else float("-inf"))
+    out.literal = text
+    return out
+
+
+def _go_float(text: str) -> float:
+    out = GoFloat(text)
+    out.literal = text
+    return out
+
+
+class _Constant(ValueError):
+    """Python's json would accept NaN/Infinity; Go's does not."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Constant(name)
+
+
+_DECODER = json.JSONDecoder(parse_int=_go_int, parse_float=_go_float,
+                            parse_constant=_no_constant)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
 class _TypeError(Exception):
     pass
 
 
+def _literal(value: Any) -> str:
+    return getattr(value, "literal", None) or json.dumps(value)
+
+
+def _float64_ok(value: Any) -> bool:
+    return not isinstance(value, float) or value not in (float("inf"), float("-inf"))
+
+
 def _convert(value: Any, typ: GoType, path: str, top: str) -> Any:
+    """``value`` decoded into ``typ`` (Go's rules); raises the first type error met, in
+    document order."""
     if value is None:
         return _zero(typ)
     kind = typ.kind
+    where = f"Go struct field {top}.{path}" if path else f"Go value of type {top}"
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _TypeError(f"json: cannot unmarshal {_json_kind(value)} into {where} of type "
+                             f"{typ.name}")
+        text = _literal(value)
+        if (isinstance(value, float) or any(c in text for c in ".eE")
+                or not _INT64[0] <= int(value) <= _INT64[1]):
+            raise _TypeError(f"json: cannot unmarshal number {text} into {where} of type "
+                             f"{typ.name}")
+        return int(value)
     ok = {
         "string": isinstance(value, str),
         "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "map": isinstance(value, dict),
         "struct": isinstance(value, dict),
         "list": isinstance(value, list),
         "any": True,
     }[kind]
-    if kind == "int" and isinstance(value, float) and not isinstance(value, bool):
-        if value.is_integer():
-            return int(value)
-        raise _TypeError(f"json: cannot unmarshal number {value:g} into Go struct field "
-                         f"{top}.{path} of type {typ.name}")
     if not ok:
-        raise _TypeError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
-                         f"{top}.{path} of type {typ.name}")
+        raise _TypeError(f"json: cannot unmarshal {_json_kind(value)} into {where} of type "
+                         f"{typ.name}")
+    if kind == "float":
+        if not _float64_ok(float(value)):
+            raise _TypeError(f"json: cannot unmarshal number {_literal(value)} into {where} of "
+                             f"type {typ.name}")
+        return float(value)
+    if kind == "any":
+        return _plain(value, where)
     if kind == "map":
-        return {str(k): _convert(v, typ.item, path, top) for k, v in value.items()}
+        return _each({str(k): v for k, v in value.items()}, typ.item, path, top)
     if kind == "list":
-        return [_convert(v, typ.item, path, top) for v in value]
+        out = []
+        first: _TypeError | None = None
+        for item in value:
+            try:
+                out.append(_convert(item, typ.item, path, top))
+            except _TypeError as exc:
+                first = first or exc
+                out.append(_zero(typ.item))
+        if first:
+            raise first
+        return out
     if kind == "struct":
         # Go names the innermost struct in type errors: "ImagesPostSource.source.type".
         return _struct(value, typ.item, path, typ.item.name)
+    return value
+
+
+def _each(data: dict[str, Any], typ: GoType, path: str, top: str) -> dict[str, Any]:
+    out = {}
+    first: _TypeError | None = None
+    for key, item in data.items():
+        try:
+            out[key] = _convert(item, typ, path, top)
+        except _TypeError as exc:
+            first = first or exc
+    if first:
+        raise first
+    return out
+
+
+def _plain(value: Any, where: str) -> Any:
+    """An ``interface{}`` value: numbers become float64 (an overflow is Go's type error)."""
+    if isinstance(value, dict):
+        return {k: _plain(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not _float64_ok(float(value)) or (isinstance(value, int) and abs(value) > 1 << 1024):
+            raise _TypeError(f"json: cannot unmarshal number {_literal(value)} into {where} of "
+                             "type float64")
+        return value
     return value
 
 
@@ -122,112 +223,358 @@ def _zero(typ: GoType) -> Any:
     return typ.zero()
 
 
+def _fold(key: str) -> str:
+    """Go's case folding of JSON keys (``bytes.EqualFold``; the Kelvin sign and long s too)."""
+    return key.lower().replace("\u212a", "k").replace("\u017f", "s")
+
+
 def _struct(data: dict[str, Any], struct: Struct, prefix: str, top: str) -> Body:
-    out = Body()
-    lowered = {key.lower(): key for key in data}
+    """Go's struct decoding: keys in document order, an exact field name before a
+    case-insensitive one, a later key overriding an earlier one, unknown keys ignored, the
+    first type error reported once everything is decoded."""
+    folded: dict[str, str] = {}
+    for field in struct.fields:
+        folded.setdefault(_fold(field), field)
+    values: dict[str, Any] = {}
     present = set()
-    for field, typ in struct.fields.items():
-        gtype = typ.type if isinstance(typ, Struct) else typ
-        key = field if field in data else lowered.get(field.lower())
-        if key is None:
-            out[field] = _zero(gtype)
+    first: _TypeError | None = None
+    for key, item in data.items():
+        field = key if key in struct.fields else folded.get(_fold(key))
+        if field is None:
             continue
+        typ = struct.fields[field]
+        gtype = typ.type if isinstance(typ, Struct) else typ
         present.add(field)
-        out[field] = _convert(data[key], gtype, f"{prefix}.{field}" if prefix else field, top)
+        try:
+            values[field] = _convert(item, gtype, f"{prefix}.{field}" if prefix else field, top)
+        except _TypeError as exc:
+            first = first or exc
+    if first:
+        raise first
+    out = Body()
+    for field, typ in struct.fields.items():
+        if field in values:
+            out[field] = values[field]
+        else:
+            out[field] = _zero(typ.type if isinstance(typ, Struct) else typ)
     out.present = frozenset(present)
     return out
 
 
-_LITERALS = {"t": "true", "f": "false", "n": "null"}
+# -- Go's JSON scanner: the syntax errors of encoding/json, byte for byte --------------------
+
+_WS = b" \t\r\n"
+_MAX_DEPTH = 10000
 
 
-def syntax_error(text: str) -> str:
-    """Go's encoding/json message for a body that is not valid JSON."""
-    if not text.strip():
-        return "EOF"
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        pos = exc.pos
-        msg = exc.msg
-    except (ValueError, RecursionError):
-        return "invalid character looking for beginning of value"
-    else:
-        return ""
-    if pos >= len(text) or not text[pos:].strip():
-        return "unexpected EOF"
-    char = text[pos]
-    if msg.startswith("Expecting value") and char in _LITERALS:
-        literal = _LITERALS[char]
-        for i, want in enumerate(literal):
-            if pos + i >= len(text):
-                return "unexpected EOF"
-            if text[pos + i] != want:
-                return (f"invalid character {_quote(text[pos + i])} in literal {literal} "
-                        f"(expecting {_quote(want)})")
-        char = text[pos + len(literal)] if pos + len(literal) < len(text) else ""
-        if not char:
-            return "unexpected EOF"
-        return f"invalid character {_quote(char)} after top-level value"
-    if msg.startswith("Expecting value"):
-        return f"invalid character {_quote(char)} looking for beginning of value"
-    if msg.startswith("Expecting property name"):
-        return f"invalid character {_quote(char)} looking for beginning of object key string"
-    if msg.startswith("Expecting ':'"):
-        return f"invalid character {_quote(char)} after object key"
-    if msg.startswith("Expecting ','"):
-        opener = _innermost(text[:pos])
-        where = "array element" if opener == "[" else "object key:value pair"
-        return f"invalid character {_quote(char)} after {where}"
-    if msg.startswith("Extra data"):
-        return f"invalid character {_quote(char)} after top-level value"
-    if msg.startswith("Invalid control character"):
-        return f"invalid character {_quote(char)} in string literal"
-    if msg.startswith("Invalid \\escape") or msg.startswith("Invalid \\u"):
-        return f"invalid character {_quote(char)} in string escape code"
-    return f"invalid character {_quote(char)} looking for beginning of value"
-
-
-def _quote(char: str) -> str:
-    if char == "'":
+def _quote_byte(c: int) -> str:
+    """Go's ``quoteChar``: the offending byte as a quoted rune (a byte >= 0x80 as U+00XX)."""
+    if c == 0x27:
         return "'\\''"
-    if char == '"':
+    if c == 0x22:
         return "'\"'"
-    if not char.isprintable():
-        return f"'\\x{ord(char):02x}'" if ord(char) < 256 else repr(char)
-    return f"'{char}'"
+    ch = chr(c)
+    if ch == " " or (ch.isprintable() and c != 0x7F):
+        return f"'{ch}'"
+    special = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}
+    if c in special:
+        return f"'{special[c]}'"
+    return f"'\\x{c:02x}'" if c < 0x80 else f"'\\u{c:04x}'"
 
 
-def _innermost(text: str) -> str:
-    stack: list[str] = []
-    in_str = esc = False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
+def go_scan(data: bytes) -> str:
+    """The error Go's ``json.Decoder`` meets reading the first value of ``data`` ("" if it
+    reads one). Trailing bytes after a complete value are never looked at, as in Go."""
+    stack: list[int] = []  # 0: object key, 1: object value, 2: array
+    i, n = 0, len(data)
+    while i < n and data[i] in _WS:
+        i += 1
+    if i == n:
+        return "EOF"
+
+    def err(c: int, context: str) -> str:
+        return f"invalid character {_quote_byte(c)} {context}"
+
+    state = "value"
+    while True:
+        if i >= n:
+            if state == "end" or (state in ("num1", "num0", "dot0", "exp0") and not stack):
+                return ""
+            return "unexpected EOF"
+        c = data[i]
+        if state == "value" or state == "value_or_close" or state == "key_or_close":
+            if c in _WS:
+                i += 1
+                continue
+            if state == "value_or_close" and c == 0x5D:  # ]
+                stack.pop()
+                i += 1
+                state = "end"
+                continue
+            if state == "key_or_close":
+                if c == 0x7D:  # }
+                    stack.pop()
+                    i += 1
+                    state = "end"
+                    continue
+                if c != 0x22:
+                    return err(c, "looking for beginning of object key string")
+                state, i = "string", i + 1
+                continue
+            if c == 0x7B:  # {
+                stack.append(0)
+                if len(stack) > _MAX_DEPTH:
+                    return err(c, "exceeded max depth")
+                state, i = "key_or_close", i + 1
+            elif c == 0x5B:  # [
+                stack.append(2)
+                if len(stack) > _MAX_DEPTH:
+                    return err(c, "exceeded max depth")
+                state, i = "value_or_close", i + 1
+            elif c == 0x22:
+                state, i = "string", i + 1
+            elif c == 0x2D:
+                state, i = "neg", i + 1
+            elif c == 0x30:
+                state, i = "num0", i + 1
+            elif 0x31 <= c <= 0x39:
+                state, i = "num1", i + 1
+            elif c in b"tfn":
+                word = {0x74: b"true", 0x66: b"false", 0x6E: b"null"}[c]
+                for k in range(1, len(word)):
+                    if i + k >= n:
+                        return "unexpected EOF"
+                    if data[i + k] != word[k]:
+                        return err(data[i + k], f"in literal {word.decode()} "
+                                                f"(expecting {_quote_byte(word[k])})")
+                state, i = "end", i + len(word)
+            else:
+                return err(c, "looking for beginning of value")
+            continue
+        if state == "key":
+            if c in _WS:
+                i += 1
+                continue
+            if c != 0x22:
+                return err(c, "looking for beginning of object key string")
+            state, i = "string", i + 1
+            continue
+        if state == "string":
+            if c == 0x22:
+                state = "end"
+            elif c == 0x5C:
+                state = "esc"
+            elif c < 0x20:
+                return err(c, "in string literal")
+            i += 1
+            continue
+        if state == "esc":
+            if c in b'bfnrt\\/"':
+                state = "string"
+            elif c == 0x75:
+                for k in range(1, 5):
+                    if i + k >= n:
+                        return "unexpected EOF"
+                    if data[i + k] not in b"0123456789abcdefABCDEF":
+                        return err(data[i + k], "in \\u hexadecimal character escape")
+                i += 4
+                state = "string"
+            else:
+                return err(c, "in string escape code")
+            i += 1
+            continue
+        if state == "neg":
+            if c == 0x30:
+                state = "num0"
+            elif 0x31 <= c <= 0x39:
+                state = "num1"
+            else:
+                return err(c, "in numeric literal")
+            i += 1
+            continue
+        if state == "num1" and 0x30 <= c <= 0x39:
+            i += 1
+            continue
+        if state in ("num1", "num0"):
+            if c == 0x2E:
+                state, i = "dot", i + 1
+                continue
+            if c in b"eE":
+                state, i = "exp", i + 1
+                continue
+            state = "end"
+            continue
+        if state == "dot":
+            if 0x30 <= c <= 0x39:
+                state, i = "dot0", i + 1
+                continue
+            return err(c, "after decimal point in numeric literal")
+        if state == "dot0":
+            if 0x30 <= c <= 0x39:
+                i += 1
+                continue
+            if c in b"eE":
+                state, i = "exp", i + 1
+                continue
+            state = "end"
+            continue
+        if state == "exp":
+            if c in b"+-":
+                state, i = "expsign", i + 1
+                continue
+            state = "expsign"
+        if state == "expsign":
+            if 0x30 <= c <= 0x39:
+                state, i = "exp0", i + 1
+                continue
+            return err(c, "in exponent of numeric literal")
+        if state == "exp0":
+            if 0x30 <= c <= 0x39:
+                i += 1
+                continue
+            state = "end"
+            continue
+        # state == "end": a value just ended
+        if not stack:
+            return ""
+        if c in _WS:
+            i += 1
+            continue
+        top = stack[-1]
+        if top == 0:
+            if c != 0x3A:
+                return err(c, "after object key")
+            stack[-1] = 1
+            state, i = "value", i + 1
+        elif top == 1:
+            if c == 0x2C:
+                stack[-1] = 0
+                state, i = "key", i + 1
+            elif c == 0x7D:
+                stack.pop()
+                i += 1
+            else:
+                return err(c, "after object key:value pair")
+        else:
+            if c == 0x2C:
+                state, i = "value", i + 1
+            elif c == 0x5D:
+                stack.pop()
+                i += 1
+            else:
+                return err(c, "after array element")
+
+
+def syntax_error(text: str | bytes) -> str:
+    """Go's encoding/json message for a body whose first value does not parse ("" if it
+    does)."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+    return go_scan(data)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: Any) -> Any:
+    """Go's strings: invalid UTF-8 (and lone surrogate escapes) become U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATES.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _deep_parse(text: str, start: int) -> Any:
+    """An iterative parser for a (Go-valid) value nested deeper than Python's json allows."""
+    scan_string = json.decoder.scanstring  # type: ignore[attr-defined]
+    number = json.scanner.NUMBER_RE  # type: ignore[attr-defined]
+    stack: list[Any] = []
+    keys: list[str | None] = []
+    i = start
+    value: Any = None
+    while True:
+        while text[i] in " \t\r\n":
+            i += 1
+        ch = text[i]
+        if ch in "{[":
+            stack.append({} if ch == "{" else [])
+            keys.append(None)
+            i += 1
+            while text[i] in " \t\r\n":
+                i += 1
+            if text[i] in "}]":
+                i += 1
+                value = stack.pop()
+                keys.pop()
+            elif ch == "{":
+                keys[-1], i = scan_string(text, text.index('"', i) + 1)
+                i = text.index(":", i) + 1
+                continue
+            else:
+                continue
         elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            stack.append(ch)
-        elif ch in "]}" and stack:
-            stack.pop()
-    return stack[-1] if stack else ""
+            value, i = scan_string(text, i + 1)
+        elif ch in "tfn":
+            value = {"t": True, "f": False, "n": None}[ch]
+            i += {"t": 4, "f": 5, "n": 4}[ch]
+        else:
+            match = number.match(text, i)
+            integer, frac, exp = match.groups()
+            value = _go_float(integer + (frac or "") + (exp or "")) if frac or exp \
+                else _go_int(integer)
+            i = match.end()
+        while True:  # attach the value, closing containers as they end
+            if not stack:
+                return value
+            container = stack[-1]
+            if isinstance(container, dict):
+                container[keys[-1]] = value
+            else:
+                container.append(value)
+            while text[i] in " \t\r\n":
+                i += 1
+            if text[i] == ",":
+                i += 1
+                if isinstance(container, dict):
+                    keys[-1], i = scan_string(text, text.index('"', i) + 1)
+                    i = text.index(":", i) + 1
+                break
+            i += 1  # } or ]
+            value = stack.pop()
+            keys.pop()
 
 
-def decode(raw: bytes, struct: Struct) -> Body:
-    """Decode a JSON request body into ``struct``; raise a 400 LXDError as LXD would."""
+def first_value(raw: bytes) -> Any:
+    """The first JSON value of a body, read as Go's ``json.Decoder`` reads it: trailing bytes
+    ignored, Go's syntax errors (as 400s), invalid UTF-8 as U+FFFD, number literals kept
+    (:class:`GoInt`, :class:`GoFloat`) for Go's type errors."""
+    text = raw.decode("utf-8", "surrogateescape")
+    start = len(text) - len(text.lstrip(" \t\r\n"))
+    if start == len(text):
+        raise LXDError(400, "EOF")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", "replace")
-    problem = syntax_error(text)
-    if problem:
-        raise LXDError(400, problem)
-    data = json.loads(text)
+        value, _ = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        # Go is at least as strict as Python up to where Python stopped: scan that far.
+        upto = len(text[:exc.pos].encode("utf-8", "surrogateescape")) + 1
+        problem = go_scan(raw[:upto]) if exc.pos < len(text) else ""
+        if not problem or problem in ("unexpected EOF", "EOF"):
+            problem = go_scan(raw)
+        raise LXDError(400, problem or "unexpected EOF") from None
+    except (_Constant, RecursionError, ValueError):
+        problem = go_scan(raw)
+        if problem:
+            raise LXDError(400, problem) from None
+        value = _deep_parse(text, start)
+    if "\\u" in text or _SURROGATES.search(text):
+        value = _clean(value)
+    return value
+
+
+def decode_value(data: Any, struct: Struct) -> Body:
+    """A parsed JSON value (see :func:`first_value`) decoded into ``struct``."""
     if data is None:
         return _struct({}, struct, "", struct.name)
     if not isinstance(data, dict):
@@ -237,3 +584,8 @@ def decode(raw: bytes, struct: Struct) -> Body:
         return _struct(data, struct, "", struct.name)
     except _TypeError as exc:
         raise LXDError(400, str(exc)) from None
+
+
+def decode(raw: bytes, struct: Struct) -> Body:
+    """Decode a JSON request body into ``struct``; raise a 400 LXDError as LXD would."""
+    return decode_value(first_value(raw), struct)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .gourl import go_quote
 from .responses import LXDError
 
 
@@ -15,7 +16,7 @@ class Invalid(Exception):
 
 def _bool(value: str) -> None:
     if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
-        raise Invalid(f'Invalid value for a boolean "{value}"')
+        raise Invalid(f'Invalid value for a boolean {go_quote(value)}')
 
 
 def _int(value: str) -> None:
@@ -24,19 +25,19 @@ def _int(value: str) -> None:
     try:
         int(value)
     except ValueError:
-        raise Invalid(f'Invalid value for an integer "{value}"') from None
+        raise Invalid(f'Invalid value for an integer {go_quote(value)}') from None
 
 
 def _uint(value: str) -> None:
     _int(value)
     if value and int(value) < 0:
-        raise Invalid(f'Invalid value for an integer "{value}"')
+        raise Invalid(f'Invalid value for an integer {go_quote(value)}')
 
 
 def _priority(value: str) -> None:
     _int(value)
     if value and not 0 <= int(value) <= 10:
-        raise Invalid(f'Invalid value for a limit "{value}". Must be between 0 and 10')
+        raise Invalid(f'Invalid value for a limit {go_quote(value)}. Must be between 0 and 10')
 
 
 def _cpu(value: str) -> None:
@@ -55,7 +56,7 @@ _SIZE = re.compile(r"\d+(\.\d+)?\s*(B|[kKMGTPE](i?B)?)?")
 def _memory(value: str) -> None:
     if value == "" or re.fullmatch(r"\d+(\.\d+)?%", value) or _SIZE.fullmatch(value):
         return
-    raise Invalid(f'Invalid value "{value}" for "limits.memory"')
+    raise Invalid(f'Invalid value {go_quote(value)} for "limits.memory"')
 
 
 def _any(value: str) -> None:
@@ -119,7 +120,8 @@ DEVICE_TYPES = {"none", "nic", "disk", "unix-char", "unix-block", "usb", "gpu", 
 def check_devices(devices: dict[str, dict[str, str]]) -> None:
     """LXD's device checks that do not depend on the host."""
     for name, device in devices.items():
-        prefix = f'Device validation failed for "{name}": Failed loading device "{name}": '
+        prefix = (f"Device validation failed for {go_quote(name)}: Failed loading device "
+                  f"{go_quote(name)}: ")
         dev_type = device.get("type", "")
         if not dev_type:
             raise Invalid(prefix + "Missing device type in config")

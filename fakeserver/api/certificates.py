@@ -26,7 +26,7 @@ from .. import responses
 from ..app import Ctx
 from ..operations import Operation
 from ..responses import LXDError
-from ..schema import BOOL, LIST_STR, STR, Struct
+from ..schema import BOOL, LIST_STR, STR, Struct, first_value
 from ..state import State
 from . import Route, route
 
@@ -383,7 +383,7 @@ def _patched(ctx: Ctx, current: dict[str, Any]) -> dict[str, Any]:
     """A PATCH body laid over the current certificate with Go's rules: ``null`` leaves a
     string or bool alone and empties ``projects``."""
     body = ctx.body(CERTIFICATE)
-    raw = json.loads(ctx.raw_body() or b"null") or {}
+    raw = first_value(ctx.raw_body()) or {}
     lowered = {key.lower(): value for key, value in raw.items()}
     merged = {key: current[key] for key in CERTIFICATE_PUT.fields}
     for key in body.present:

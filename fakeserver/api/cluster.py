@@ -19,6 +19,8 @@ from . import route
 CLUSTER_PUT = Struct("ClusterPut", server_name=STR, enabled=BOOL, member_config=list_of(ANY),
                      cluster_address=STR, cluster_certificate=STR, server_address=STR,
                      cluster_password=STR)
+MEMBERS_POST = Struct("ClusterMembersPost", server_name=STR)
+MEMBER_POST = Struct("ClusterMemberPost", server_name=STR)
 CERTIFICATE_PUT = Struct("ClusterCertificatePut", cluster_certificate=STR,
                          cluster_certificate_key=STR)
 
@@ -68,11 +70,22 @@ def list_members(ctx: Ctx) -> Response:
 
 @route("/1.0/cluster/members", "POST")
 def add_member(ctx: Ctx) -> Response:
+    ctx.body(MEMBERS_POST)  # LXD decodes the request before it looks at the cluster
     raise LXDError(400, "This server is not clustered")
 
 
-@route("/1.0/cluster/members/<name>", "GET", "PUT", "PATCH", "POST", "DELETE")
+@route("/1.0/cluster/members/<name>", "GET", "PUT", "PATCH", "DELETE")
 def member(ctx: Ctx, name: str) -> Response:
+    raise LXDError(500, "Server is not clustered")
+
+
+@route("/1.0/cluster/members/<name>", "POST")
+def rename_member(ctx: Ctx, name: str) -> Response:
+    """LXD decodes the body, then renames in the database: no row for another name. (The
+    real member, ``none``, is not renamed on the real host to check; the fake refuses.)"""
+    ctx.body(MEMBER_POST)
+    if name != "none":
+        raise LXDError(500, "expected to update one row, not 0")
     raise LXDError(500, "Server is not clustered")
 
 
@@ -88,4 +101,8 @@ def groups(ctx: Ctx) -> Response:
 
 @route("/1.0/cluster/groups/<name>", "GET", "PUT", "PATCH", "POST", "DELETE")
 def group(ctx: Ctx, name: str) -> Response:
+    if ctx.request.method == "DELETE" and name != "default":
+        # LXD 5.0.2 deletes the group's row without checking clustering: none is there.
+        # (Deleting ``default`` is not tried on the real host; the fake keeps refusing.)
+        raise LXDError(500, "Query deleted 0 rows instead of 1")
     raise LXDError(400, "This server is not clustered")

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from .. import websocket
 from ..app import Ctx
 from ..events import EVENT_TYPES, Listener
+from ..gourl import go_quote
 from ..responses import LXDError, dumps
 from . import route
 
@@ -32,7 +33,7 @@ def parse_types(value: str, admin: bool = True) -> frozenset[str]:
     types = value.split(",")
     for entry in types:
         if entry not in EVENT_TYPES:
-            raise LXDError(500, f'"{entry}" isn\'t a supported event type')
+            raise LXDError(500, f'{go_quote(entry)} isn\'t a supported event type')
         if not admin and entry in PRIVILEGED:
             raise LXDError(500, "Forbidden")
     return frozenset(types)

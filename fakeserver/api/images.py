@@ -34,10 +34,22 @@ from werkzeug.wrappers import Response
 
 from .. import imagefile, responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..imagefile import ImageError
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError, go_time
-from ..schema import ANY, BOOL, LIST_STR, MAP_STR, STR, Body, Struct, decode, list_of, syntax_error
+from ..schema import (
+    ANY,
+    BOOL,
+    LIST_STR,
+    MAP_STR,
+    STR,
+    Body,
+    Struct,
+    decode_value,
+    first_value,
+    list_of,
+)
 from ..state import State
 from . import route
 
@@ -61,29 +73,23 @@ JMAP = "shared.Jmap"
 # -- Go decoding helpers ---------------------------------------------------------------------
 
 
-def _first_value(raw: bytes) -> tuple[Any, bytes]:
+def _first_value(raw: bytes) -> Any:
     """The first JSON value of ``raw`` as Go's ``json.Decoder`` reads it (trailing data is
     ignored); raises the decoder's syntax error as a 400."""
-    text = raw.decode("utf-8", "replace")
-    stripped = text.lstrip(" \t\r\n")
-    try:
-        value, end = json.JSONDecoder().raw_decode(stripped)
-    except (json.JSONDecodeError, RecursionError):
-        raise LXDError(400, syntax_error(text) or "unexpected EOF") from None
-    return value, stripped[:end].encode()
+    return first_value(raw)
 
 
 def decode_first(raw: bytes, struct: Struct) -> tuple[Body, Any]:
     """``json.NewDecoder(body).Decode(&struct)``: the Body and the raw first value."""
-    value, text = _first_value(raw)
+    value = _first_value(raw)
     if isinstance(value, dict):
         _check_times(value, struct)
-    return decode(text, struct), value
+    return decode_value(value, struct), value
 
 
 def decode_jmap(raw: bytes) -> dict[str, Any]:
     """Decoding into LXD's ``shared.Jmap`` (a ``map[string]interface{}``)."""
-    value, _ = _first_value(raw)
+    value = _first_value(raw)
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -617,7 +623,7 @@ def get_image(ctx: Ctx, fingerprint: str) -> Response:
     with ctx.state.lock:
         owner, image = _image(ctx, fingerprint)
         if not _visible(ctx, image):
-            raise LXDError(404, f'Image "{image["fingerprint"]}" not found')
+            raise LXDError(404, f'Image {go_quote(image["fingerprint"])} not found')
         return responses.sync(render(ctx.state, owner, image), etag=etag(image))
 
 
@@ -706,7 +712,7 @@ def export_image(ctx: Ctx, fingerprint: str) -> Response:
     with ctx.state.lock:
         owner, image = _image(ctx, fingerprint)
         if not _visible(ctx, image):
-            raise LXDError(404, f'Image "{image["fingerprint"]}" not found')
+            raise LXDError(404, f'Image {go_quote(image["fingerprint"])} not found')
         fp, meta, rootfs = image["fingerprint"], image["meta"], image["rootfs"]
         rootfs_name, uploaded = image["rootfs_name"], image["uploaded_at"]
     ctx.lifecycle("image-retrieved", url_of(fp, ctx.project))
@@ -751,7 +757,7 @@ def push_image(ctx: Ctx, fingerprint: str) -> Response:
     raw = ctx.raw_body()
     target = ""
     if raw.strip():
-        value, _ = _first_value(raw)
+        value = _first_value(raw)
         if isinstance(value, dict) and isinstance(_field(value, "target"), str):
             target = _field(value, "target")
     raise LXDError(500, f"Get {_go_quote_url(target + '/1.0')}: {_unreachable(target)}")
@@ -776,8 +782,8 @@ def refresh_image(ctx: Ctx, fingerprint: str) -> Response:
     project = ctx.project
 
     def run(op: Operation) -> None:
-        raise OperationFailed(f'Failed to update image "{fingerprint}" in project '
-                              f'"{project}": Image source not found')
+        raise OperationFailed(f'Failed to update image {go_quote(fingerprint)} in project '
+                              f'{go_quote(project)}: Image source not found')
 
     return ctx.operation("Refreshing image", run)
 
@@ -845,7 +851,7 @@ def _unreachable(url: str) -> str:
     """What Go's HTTP client says when ``url`` cannot be reached (the fake never connects)."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https"):
-        return f'unsupported protocol scheme "{parsed.scheme}"'
+        return f'unsupported protocol scheme {go_quote(parsed.scheme)}'
     host = parsed.hostname or ""
     try:
         port = parsed.port
@@ -876,8 +882,9 @@ def _remote_run(body: Body) -> Callable[[Operation], None]:
         if protocol == "lxd":
             problem = _url_error(server)
             if problem:
-                raise OperationFailed(f'Failed to connect to LXD server "{server}": {problem}')
-            raise OperationFailed(f'Failed to connect to LXD server "{server}": Get '
+                raise OperationFailed(f'Failed to connect to LXD server {go_quote(server)}: '
+                                      f'{problem}')
+            raise OperationFailed(f'Failed to connect to LXD server {go_quote(server)}: Get '
                                   f'{_go_quote_url(server + "/1.0")}: {_unreachable(server)}')
         if protocol == "simplestreams":
             stream = server + "/streams/v1/index.json"
@@ -1093,8 +1100,7 @@ def list_aliases(ctx: Ctx) -> Response:
 
 @route("/1.0/images/aliases", "POST")
 def create_alias(ctx: Ctx) -> Response:
-    with ctx.state.lock:
-        _project(ctx)
+    """LXD 5.0.2's order: the body and its required fields, then the project."""
     body, _ = decode_first(ctx.raw_body(), ALIASES_POST)
     name, target = body["name"], body["target"]
     if not name or not target:
@@ -1103,7 +1109,7 @@ def create_alias(ctx: Ctx) -> Response:
         owner = _project(ctx)
         table = aliases_of(ctx.state, owner)
         if name in table:
-            raise LXDError(409, f'Alias "{name}" already exists')
+            raise LXDError(409, f'Alias {go_quote(name)} already exists')
         image = _match(images_of(ctx.state, owner), target)
         if image is None:
             raise LXDError(404, "Image not found")
@@ -1143,14 +1149,13 @@ def _get_alias(ctx: Ctx, name: str) -> Response:
 
 
 def _put_alias(ctx: Ctx, name: str) -> Response:
-    with ctx.state.lock:
-        owner, entry = _alias(ctx, name)
-        ctx.check_etag(alias_etag(render_alias(ctx.state, owner, entry)))
+    """LXD 5.0.2's order: the body and its target, then the project, alias and ETag."""
     body, _ = decode_first(ctx.raw_body(), ALIAS_PUT)
     if not body["target"]:
         raise LXDError(400, "The target field is required")
     with ctx.state.lock:
         owner, entry = _alias(ctx, name)
+        ctx.check_etag(alias_etag(render_alias(ctx.state, owner, entry)))
         image = _match(images_of(ctx.state, owner), body["target"])
         if image is None:
             raise LXDError(404, "Image not found")
@@ -1164,11 +1169,11 @@ def _put_alias(ctx: Ctx, name: str) -> Response:
 def _patch_alias(ctx: Ctx, name: str) -> Response:
     """LXD 5.0.2's alias PATCH deadlocks on a nested transaction: after its checks it waits
     20 s and answers 500 ``context deadline exceeded``, changing nothing. The fake gives the
-    same answer at once."""
+    same answer at once. The body is decoded before the alias is looked up."""
+    req = decode_jmap(ctx.raw_body())
     with ctx.state.lock:
         owner, entry = _alias(ctx, name)
         ctx.check_etag(alias_etag(render_alias(ctx.state, owner, entry)))
-    req = decode_jmap(ctx.raw_body())
     target = entry["target"]
     for key in ("target", "description"):
         if key in req:
@@ -1189,7 +1194,7 @@ def _rename_alias(ctx: Ctx, name: str) -> Response:
         owner = _project(ctx)
         table = aliases_of(ctx.state, owner)
         if new_name in table:
-            raise LXDError(409, f'Alias "{new_name}" already exists')
+            raise LXDError(409, f'Alias {go_quote(new_name)} already exists')
         owner, entry = _alias(ctx, name)
         del table[name]
         entry["name"] = new_name

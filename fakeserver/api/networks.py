@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct
 from ..state import State
@@ -816,7 +817,7 @@ def seed(state: State, items: list[dict[str, Any]]) -> None:
 def _owner(ctx: Ctx) -> str:
     """The project whose networks ``?project=`` uses (404 for an unknown project)."""
     ctx.state.require_project(ctx.project,
-                              f'Failed to load project "{ctx.project}": Project not found')
+                              f'Failed to load project {go_quote(ctx.project)}: Project not found')
     return ctx.state.owner("networks", ctx.project)
 
 
@@ -952,7 +953,7 @@ def _define_pending(ctx: Ctx, owner: str, networks: dict[str, Any], net_type: st
     if target != "none":
         raise LXDError(404, "Cluster member not found")
     if name in networks:
-        raise LXDError(400, f'The network is already defined on member "{target}"')
+        raise LXDError(400, f'The network is already defined on member {go_quote(target)}')
     networks[name] = new(name, net_type, "", config, status="Pending")
     return responses.created(url(owner, name))
 
@@ -1028,9 +1029,10 @@ def _update(state: State, owner: str, net: dict[str, Any], body: dict[str, Any],
 
 @route("/1.0/networks/<name>", "POST")
 def rename_network(ctx: Ctx, name: str) -> Response:
-    body = ctx.body(NETWORK_POST)
+    ctx.raw_body()  # read before taking the lock; LXD checks the project before the body
     with ctx.state.lock:
         owner = _owner(ctx)
+        body = ctx.body(NETWORK_POST)
         net = _managed(ctx, owner, name)
         if net.get("status", "Created") != "Created":
             raise LXDError(400, "Cannot rename network when not in created state")

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..operations import Operation
 from ..responses import LXDError
 from . import route
@@ -103,8 +104,8 @@ def _atoi(text: str) -> int:
     """Go's ``strconv.Atoi``: an optional sign and decimal digits, else its error."""
     body = text[1:] if text[:1] in "+-" else text
     if not body or not body.isascii() or not body.isdigit():
-        raise LXDError(500, f'strconv.Atoi: parsing "{text}": invalid syntax')
+        raise LXDError(500, f'strconv.Atoi: parsing {go_quote(text)}: invalid syntax')
     value = int(text)
     if not -(1 << 63) <= value < (1 << 63):
-        raise LXDError(500, f'strconv.Atoi: parsing "{text}": value out of range')
+        raise LXDError(500, f'strconv.Atoi: parsing {go_quote(text)}: value out of range')
     return value

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote, url_segment
 from ..responses import LXDError
 from ..schema import DEVICES, MAP_STR, STR, Struct
 from ..state import State
@@ -85,15 +87,17 @@ def etag(profile: dict[str, Any]) -> str:
 
 
 def _profiles(ctx: Ctx) -> tuple[str, dict[str, Any]]:
-    ctx.state.require_project(ctx.project, f'Failed loading project "{ctx.project}": '
+    ctx.state.require_project(ctx.project, f"Failed loading project {go_quote(ctx.project)}: "
                                            "Project not found")
     owner = ctx.state.owner("profiles", ctx.project)
     return owner, ctx.state.in_project("profiles", ctx.project)
 
 
 def _url(owner: str, name: str) -> str:
-    path = f"/1.0/profiles/{name}"
-    return path if owner == "default" else f"{path}?project={owner}"
+    """The profile's URL as LXD 5.0.2 writes it: the name escaped twice (``a b`` is
+    ``a%2520b``), the project query-escaped."""
+    path = f"/1.0/profiles/{url_segment(name)}"
+    return path if owner == "default" else f"{path}?project={urllib.parse.quote_plus(owner)}"
 
 
 @route("/1.0/profiles", "GET")
@@ -108,19 +112,20 @@ def list_profiles(ctx: Ctx) -> Response:
 
 @route("/1.0/profiles", "POST")
 def create_profile(ctx: Ctx) -> Response:
-    body = ctx.body(PROFILES_POST)
+    ctx.raw_body()  # read before taking the lock; LXD checks the project first
     with ctx.state.lock:
         owner, profiles = _profiles(ctx)
+        body = ctx.body(PROFILES_POST)
         name = body["name"]
         check_name(name, "Profile")
         if name in (".", ".."):
-            raise LXDError(400, f'Invalid profile name "{name}"')
+            raise LXDError(400, f"Invalid profile name {go_quote(name)}")
         try:
             validate(body["config"], body["devices"])
         except Invalid as exc:
             raise LXDError(400, str(exc)) from None
         if name in profiles:
-            raise LXDError(500, f'Error inserting "{name}" into database: '
+            raise LXDError(500, f"Error inserting {go_quote(name)} into database: "
                                 "The profile already exists")
         profiles[name] = new(name, body["description"], body["config"], body["devices"])
     url = _url(owner, name)
@@ -144,14 +149,18 @@ def get_profile(ctx: Ctx, name: str) -> Response:
 
 @route("/1.0/profiles/<name>", "PUT", "PATCH")
 def update_profile(ctx: Ctx, name: str) -> Response:
-    body = ctx.body(PROFILE_PUT)
+    """LXD's order: project, profile, ETag, then the body (PATCH words its 404 its own way)."""
+    ctx.raw_body()  # read before taking the lock
+    patch = ctx.request.method == "PATCH"
+    missing = (f"Failed to retrieve profile={go_quote(name)}: Profile not found" if patch
+               else f"Failed to retrieve profile {go_quote(name)}: Profile not found")
     with ctx.state.lock:
-        owner, profile = _get(ctx, name, f'Failed to retrieve profile "{name}": '
-                                         "Profile not found")
+        owner, profile = _get(ctx, name, missing)
         ctx.check_etag(etag(profile))
+        body = ctx.body(PROFILE_PUT)
         # LXD emits profile-updated before it validates, so a failing update still shows it.
         ctx.lifecycle("profile-updated", _url(owner, name), project=owner)
-        if ctx.request.method == "PUT":
+        if not patch:
             config, devices = body["config"], body["devices"]
             description = body["description"]
         else:
@@ -174,19 +183,24 @@ def update_profile(ctx: Ctx, name: str) -> Response:
 
 @route("/1.0/profiles/<name>", "POST")
 def rename_profile(ctx: Ctx, name: str) -> Response:
-    body = ctx.body(PROFILE_POST)
+    """LXD's order: project, ``default``, the body and the new name, then the database (which
+    answers 500 both for a name in use and for a profile that is not there)."""
+    ctx.raw_body()  # read before taking the lock
     with ctx.state.lock:
-        owner, profile = _get(ctx, name, "Profile not found")
+        owner, profiles = _profiles(ctx)
         if name == "default":
             raise LXDError(403, 'The "default" profile cannot be renamed')
+        body = ctx.body(PROFILE_POST)
         new_name = body["name"]
         check_name(new_name, "Profile")
         if new_name in (".", ".."):
-            raise LXDError(400, f'Invalid profile name "{new_name}"')
-        profiles = ctx.state.in_project("profiles", ctx.project)
+            raise LXDError(400, f"Invalid profile name {go_quote(new_name)}")
         if new_name in profiles:
-            raise LXDError(409, f'Name "{new_name}" already in use')
-        profiles[new_name] = profiles.pop(name)
+            raise LXDError(500, f"Name {go_quote(new_name)} already in use")
+        if name not in profiles:
+            raise LXDError(500, "Query affected 0 rows instead of 1")
+        profile = profiles.pop(name)
+        profiles[new_name] = profile
         profile["name"] = new_name
         _rename_references(ctx.state, owner, name, new_name)
     url = _url(owner, new_name)

@@ -8,7 +8,6 @@ that belong to a project live in the per-project families under its name; ``used
 from __future__ import annotations
 
 import ipaddress
-import json
 import shlex
 import shutil
 import urllib.parse
@@ -19,9 +18,10 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..operations import Operation, OperationFailed
 from ..responses import LXDError
-from ..schema import MAP_STR, STR, Struct, syntax_error
+from ..schema import MAP_STR, STR, Struct, first_value
 from ..state import PROJECT_FAMILIES, State
 from . import profiles as profiles_mod
 from . import route
@@ -66,7 +66,7 @@ Check = Callable[[State, str], None]
 
 def _bool(_: State, value: str) -> None:
     if value and value.lower() not in TRUE + FALSE:
-        raise ValueError(f'Invalid value for a boolean "{value}"')
+        raise ValueError(f'Invalid value for a boolean {go_quote(value)}')
 
 
 def _int64(_: State, value: str) -> None:
@@ -74,16 +74,16 @@ def _int64(_: State, value: str) -> None:
         return
     text = value[1:] if value[:1] in "+-" else value
     if not text.isdigit() or not text.isascii() or not -2**63 <= int(value) < 2**63:
-        raise ValueError(f'Invalid value for an integer "{value}"')
+        raise ValueError(f'Invalid value for an integer {go_quote(value)}')
 
 
 def _parse_uint(value: str, bits: int) -> int:
     """Go's strconv.ParseUint(value, 10, bits) with its error text."""
     if not value or not value.isascii() or not value.isdigit():
-        raise ValueError(f'strconv.ParseUint: parsing "{value}": invalid syntax')
+        raise ValueError(f'strconv.ParseUint: parsing {go_quote(value)}: invalid syntax')
     number = int(value)
     if number >= 2**bits:
-        raise ValueError(f'strconv.ParseUint: parsing "{value}": value out of range')
+        raise ValueError(f'strconv.ParseUint: parsing {go_quote(value)}: value out of range')
     return number
 
 
@@ -93,7 +93,7 @@ def _uint32(_: State, value: str) -> None:
     try:
         _parse_uint(value, 32)
     except ValueError as exc:
-        raise ValueError(f'Invalid value for uint32 "{value}": {exc}') from None
+        raise ValueError(f'Invalid value for uint32 {go_quote(value)}: {exc}') from None
 
 
 def parse_size(value: str) -> int:
@@ -125,20 +125,21 @@ def _compression(_: State, value: str) -> None:
         return
     binary = COMPRESSORS.get(parts[0])
     if binary is None:
-        raise ValueError(f'Invalid compression algorithm "{parts[0]}"')
+        raise ValueError(f'Invalid compression algorithm {go_quote(parts[0])}')
     if shutil.which(binary) is None:
-        raise ValueError(f'exec: "{binary}": executable file not found in $PATH')
+        raise ValueError(f'exec: {go_quote(binary)}: executable file not found in $PATH')
 
 
 def _architecture(_: State, value: str) -> None:
     if value and value not in ARCHITECTURES:
-        raise ValueError(f'Invalid value "{value}" (not one of [{" ".join(ARCHITECTURES)}])')
+        raise ValueError(f"Invalid value {go_quote(value)} "
+                         f"(not one of [{' '.join(ARCHITECTURES)}])")
 
 
 def _one_of(*choices: str, optional: bool = True) -> Check:
     def check(_: State, value: str) -> None:
         if (value or not optional) and value not in choices:
-            raise ValueError(f'Invalid value "{value}" (not one of [{" ".join(choices)}])')
+            raise ValueError(f'Invalid value {go_quote(value)} (not one of [{" ".join(choices)}])')
     return check
 
 
@@ -151,7 +152,7 @@ def _list_of(item: Callable[[str], None]) -> Check:
             try:
                 item(part)
             except ValueError as exc:
-                raise ValueError(f'Item "{part}": {exc}') from None
+                raise ValueError(f'Item {go_quote(part)}: {exc}') from None
     return check
 
 
@@ -165,12 +166,12 @@ def _uint32_range(value: str) -> None:
     try:
         start = _parse_uint(start_text, 32)
     except ValueError:
-        raise ValueError(f'Invalid number "{value}"') from None
+        raise ValueError(f'Invalid number {go_quote(value)}') from None
     if dash:
         try:
             end = _parse_uint(end_text, 32)
         except ValueError:
-            raise ValueError(f'Invalid end number "{value}"') from None
+            raise ValueError(f'Invalid end number {go_quote(value)}') from None
         if start >= end:
             raise ValueError(f"Start number {start} must be lower than end number {end}")
 
@@ -183,7 +184,7 @@ def _subnets(state: State, value: str) -> None:
             continue
         uplink, colon, subnet = raw.partition(":")
         if not colon:
-            raise ValueError(f'Subnet "{raw}" invalid, must be in the format of '
+            raise ValueError(f'Subnet {go_quote(raw)} invalid, must be in the format of '
                              '"<uplink network>:<subnet>"')
         try:
             net = ipaddress.ip_network(subnet, strict=False)
@@ -191,17 +192,18 @@ def _subnets(state: State, value: str) -> None:
         except ValueError:
             raise ValueError(f"invalid CIDR address: {subnet}") from None
         if addr != net.network_address:
-            raise ValueError(f'Not an IP network address "{subnet}"')
+            raise ValueError(f'Not an IP network address {go_quote(subnet)}')
         network = state.families["networks"].get("default", {}).get(uplink)
         if network is None:
-            raise ValueError(f'Invalid uplink network "{uplink}": Network not found')
+            raise ValueError(f'Invalid uplink network {go_quote(uplink)}: Network not found')
         routes = []
         for key in ("ipv4.routes", "ipv6.routes"):
             for route_text in (network.get("config") or {}).get(key, "").split(","):
                 if route_text.strip():
                     routes.append(ipaddress.ip_network(route_text.strip(), strict=False))
         if not any(net.version == r.version and net.subnet_of(r) for r in routes):  # type: ignore[arg-type]
-            raise ValueError(f'Uplink network "{uplink}" doesn\'t contain "{net}" in its routes')
+            raise ValueError(f'Uplink network {go_quote(uplink)} doesn\'t contain '
+                             f'{go_quote(net)} in its routes')
 
 
 def _any(_: State, value: str) -> None:
@@ -250,11 +252,12 @@ def check_config(state: State, config: dict[str, str]) -> None:
             continue
         check = CONFIG_KEYS.get(key)
         if check is None:
-            raise LXDError(400, f'Invalid project configuration key "{key}"')
+            raise LXDError(400, f'Invalid project configuration key {go_quote(key)}')
         try:
             check(state, config[key])
         except ValueError as exc:
-            raise LXDError(400, f'Invalid project configuration key "{key}" value: {exc}') from None
+            raise LXDError(400, f"Invalid project configuration key {go_quote(key)} value: "
+                                f"{exc}") from None
 
 
 def check_name(name: str) -> None:
@@ -273,7 +276,7 @@ def check_name(name: str) -> None:
     elif name == "*":
         problem = "Reserved project name"
     elif name in (".", ".."):
-        problem = f'Invalid project name "{name}"'
+        problem = f'Invalid project name {go_quote(name)}'
     if problem:
         raise LXDError(400, problem)
 
@@ -495,7 +498,8 @@ def _totals(state: State, name: str, keys: list[str]) -> dict[str, int]:
                 continue
             size = (vol.get("config") or {}).get("size")
             if size is None:
-                raise LXDError(500, f'Custom volume "{vol.get("name")}" in project "{name}" has '
+                raise LXDError(500, f'Custom volume {go_quote(vol.get("name"))} in project '
+                                    f'{go_quote(name)} has '
                                     'no "size" config set')
             totals["limits.disk"] += parse_size(size)
     for inst in _instances(state, name):
@@ -505,20 +509,23 @@ def _totals(state: State, name: str, keys: list[str]) -> dict[str, int]:
             if key == "limits.disk":
                 size = _root_size(state, name, inst)
                 if not size:
-                    raise LXDError(500, f'Instance "{inst_name}" in project "{name}" has no '
+                    raise LXDError(500, f'Instance {go_quote(inst_name)} in project '
+                                        f'{go_quote(name)} has no '
                                         '"size" config set on the root device either directly '
                                         "or via a profile")
                 totals[key] += size
                 continue
             value = config.get(key, "")
             if not value:
-                raise LXDError(500, f'Instance "{inst_name}" in project "{name}" has no '
-                                    f'"{key}" config, either directly or via a profile')
+                raise LXDError(500, f'Instance {go_quote(inst_name)} in project {go_quote(name)} '
+                                    'has no '
+                                    f'{go_quote(key)} config, either directly or via a profile')
             try:
                 totals[key] += _aggregate_value(key, value)
             except ValueError:
-                raise LXDError(500, f'Failed parsing "{key}" for instance "{inst_name}" in '
-                                    f'project "{name}"') from None
+                raise LXDError(500, f'Failed parsing {go_quote(key)} for instance '
+                                    f'{go_quote(inst_name)} in '
+                                    f'project {go_quote(name)}') from None
     return totals
 
 
@@ -533,16 +540,17 @@ def _check_limits(state: State, name: str, config: dict[str, str], changed: list
         if not value:
             continue
         if key == "limits.instances" and int(value) < len(instances):
-            raise LXDError(500, f'Can\'t change limits.instances in project "{name}": '
+            raise LXDError(500, f'Can\'t change limits.instances in project {go_quote(name)}: '
                                 f'"limits.instances" is too low: there currently are '
-                                f'{len(instances)} total instances in project "{name}"')
+                                f'{len(instances)} total instances in project {go_quote(name)}')
         if key in ("limits.containers", "limits.virtual-machines"):
             kind = "container" if key == "limits.containers" else "virtual-machine"
             count = sum(1 for i in instances if i.get("type", "container") == kind)
             if int(value) < count:
-                raise LXDError(500, f'Can\'t change "{key}" in project "{name}": "{key}" is too '
+                raise LXDError(500, f'Can\'t change {go_quote(key)} in project {go_quote(name)}: '
+                                    f'{go_quote(key)} is too '
                                     f'low: there currently are {count} instances of type '
-                                    f'{kind} in project "{name}"')
+                                    f'{kind} in project {go_quote(name)}')
     if not aggregates:
         return
     totals = _totals(state, name, aggregates)
@@ -553,7 +561,7 @@ def _check_limits(state: State, name: str, config: dict[str, str], changed: list
         if _aggregate_value(key, value) < totals[key]:
             shown = _iec(totals[key]) if key in ("limits.memory", "limits.disk") \
                 else str(totals[key])
-            raise LXDError(500, f'"{key}" is too low: current total is "{shown}"')
+            raise LXDError(500, f'{go_quote(key)} is too low: current total is {go_quote(shown)}')
 
 
 # -- handlers --------------------------------------------------------------------------------
@@ -589,7 +597,7 @@ def create_project(ctx: Ctx) -> Response:
     with ctx.state.lock:
         check_config(ctx.state, config)
         if name in ctx.state.family("projects"):
-            raise LXDError(409, f'Failed creating project "{name}": Failed adding database '
+            raise LXDError(409, f'Failed creating project {go_quote(name)}: Failed adding database '
                                 'record: This "projects" entry already exists')
         create(ctx.state, name, body["description"], config)
     ctx.lifecycle("project-created", _url(name), project=name)
@@ -598,7 +606,7 @@ def create_project(ctx: Ctx) -> Response:
 
 def _raw_field(raw: bytes, key: str) -> Any:
     """The value of ``key`` in a JSON object body (Go matches keys case-insensitively)."""
-    data = json.loads(raw.decode("utf-8", "replace"))
+    data = first_value(raw)
     if not isinstance(data, dict):
         return None
     for name, value in data.items():
@@ -620,12 +628,7 @@ def _patch_body(ctx: Ctx, project: dict[str, Any]) -> tuple[str, dict[str, str]]
     LXD merges the old keys into a scratch copy of the request that it then throws away, so
     the stored config becomes exactly the map sent (a 5.0.2 bug, kept here on purpose).
     """
-    raw = ctx.raw_body()
-    text = raw.decode("utf-8", "replace")
-    problem = syntax_error(text)
-    if problem:
-        raise LXDError(400, problem)
-    data = json.loads(text)
+    data = first_value(ctx.raw_body())
     if data is not None and not isinstance(data, dict):
         kind = {list: "array", str: "string", bool: "bool"}.get(type(data), "number")
         raise LXDError(400, f"json: cannot unmarshal {kind} into Go value of type shared.Jmap")
@@ -667,10 +670,11 @@ def _change(state: State, project: dict[str, Any], description: str,
         if not is_empty(used_by(state, name)):
             for feature in features:
                 if is_true(old.get(feature)):
-                    raise LXDError(400, f'Project feature "{feature}" cannot be disabled on '
+                    raise LXDError(400, f'Project feature {go_quote(feature)} cannot be disabled '
+                                        'on '
                                         "non-empty projects")
                 if is_false(old.get(feature)):
-                    raise LXDError(400, f'Project feature "{feature}" cannot be enabled on '
+                    raise LXDError(400, f'Project feature {go_quote(feature)} cannot be enabled on '
                                         "non-empty projects")
     check_config(state, config)
     _check_limits(state, name, config, changed)
@@ -700,9 +704,9 @@ def rename_project(ctx: Ctx, name: str) -> Response:
     def run(op: Operation) -> None:
         projects = ctx.state.family("projects")
         if new_name in projects:
-            raise OperationFailed(f'A project named "{new_name}" already exists')
+            raise OperationFailed(f'A project named {go_quote(new_name)} already exists')
         if name not in projects:
-            raise OperationFailed(f'Failed loading project "{name}": Project not found')
+            raise OperationFailed(f'Failed loading project {go_quote(name)}: Project not found')
         if not is_empty(used_by(ctx.state, name)):
             raise OperationFailed("Only empty projects can be renamed")
         try:
@@ -728,7 +732,7 @@ def delete_project(ctx: Ctx, name: str) -> Response:
     if name == "default":
         raise LXDError(403, "The 'default' project cannot be deleted")
     with ctx.state.lock:
-        _get(ctx, name, f'Fetch project "{name}": Project not found')
+        _get(ctx, name, f'Fetch project {go_quote(name)}: Project not found')
         if not is_empty(used_by(ctx.state, name)):
             raise LXDError(500, "Only empty projects can be removed")
         del ctx.state.family("projects")[name]

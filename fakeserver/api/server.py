@@ -58,15 +58,31 @@ def rendered_config(state: State) -> dict[str, Any]:
             for key, value in sorted(state.config.items())}
 
 
-def _validated(state: State, config: dict[str, Any]) -> dict[str, str]:
-    """Check every key; ``true`` for a set hidden key keeps its stored value."""
+def _go_kind(value: Any) -> str:
+    """``reflect.Kind`` of a decoded JSON value, as LXD names it in type errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "float64"
+    return "slice" if isinstance(value, list) else "map"
+
+
+def _validated(state: State, config: dict[str, Any], api: bool = False) -> dict[str, str]:
+    """Check every key; ``true`` for a set hidden key keeps its stored value.
+
+    Over the API (``api``) LXD 5.0.2 takes a string or ``null`` (unset) only: any other
+    value is ``invalid type <kind>``, checked before the key is. ``user.*`` keys are free.
+    """
     out: dict[str, str] = {}
     for key, value in config.items():
         if key in HIDDEN_KEYS and value is True and key in state.config:
             out[key] = state.config[key]
             continue
+        if api and value is not None and not isinstance(value, str) and not (
+                key in HIDDEN_KEYS and isinstance(value, bool)):
+            raise LXDError(400, f"cannot set '{key}': invalid type {_go_kind(value)}")
         text = _text(value)
-        if key not in CLUSTER_KEYS and key not in MEMBER_KEYS:
+        if key not in CLUSTER_KEYS and key not in MEMBER_KEYS and not key.startswith("user."):
             raise LXDError(400, f"cannot set '{key}' to '{text}': unknown key")
         out[key] = text
     return out
@@ -150,7 +166,7 @@ def update_server(ctx: Ctx) -> Response:
         ctx.check_etag(responses.etag_of(rendered_config(ctx.state)))
         if ctx.request.method == "PATCH" and "config" not in body.present:
             return responses.empty()
-        changes = _validated(ctx.state, body["config"])
+        changes = _validated(ctx.state, body["config"], api=True)
         if ctx.request.method == "PUT":
             ctx.state.config = {k: v for k, v in changes.items() if v != ""}
         else:

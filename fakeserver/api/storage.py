@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct
 from ..state import State
@@ -69,7 +70,7 @@ def check_any(value: str) -> None:
 
 def check_bool(value: str) -> None:
     if value.lower() not in ("", "true", "false", "yes", "no", "on", "off", "1", "0"):
-        raise Invalid(f'Invalid value for a boolean "{value}"')
+        raise Invalid(f'Invalid value for a boolean {go_quote(value)}')
 
 
 def check_size(value: str) -> None:
@@ -88,7 +89,7 @@ def _cron_number(text: str, names: dict[str, int]) -> int:
         return names[text.lower()]
     if not text.isdigit():
         raise Invalid(f'Error parsing schedule: failed to parse int from {text}: '
-                      f'strconv.Atoi: parsing "{text}": invalid syntax')
+                      f'strconv.Atoi: parsing {go_quote(text)}: invalid syntax')
     return int(text)
 
 
@@ -150,11 +151,11 @@ def check_pool_config(config: dict[str, str]) -> None:
         if checker is None and key.startswith("user."):
             checker = check_any
         if checker is None:
-            raise Invalid(f'Invalid option "{key}"')
+            raise Invalid(f'Invalid option {go_quote(key)}')
         try:
             checker(config[key])
         except Invalid as exc:
-            raise Invalid(f'Invalid value for option "{key}": {exc}') from None
+            raise Invalid(f'Invalid value for option {go_quote(key)}: {exc}') from None
 
 
 # -- URLs -------------------------------------------------------------------------------------
@@ -326,7 +327,7 @@ def _check_source(pools: dict[str, Any], name: str, source: str) -> str:
     if not source:
         path = os.path.normpath(f"{POOLS_DIR}/{name}")
         if path != f"{POOLS_DIR}/{name}":
-            raise LXDError(500, f'Storage pool directory "{path}" already exists')
+            raise LXDError(500, f'Storage pool directory {go_quote(path)} already exists')
         return f"{POOLS_DIR}/{name}"
     if not source.startswith("/"):
         raise LXDError(500, f"Source path '{source}' doesn't exist")
@@ -352,12 +353,13 @@ def list_pools(ctx: Ctx) -> Response:
 
 @route("/1.0/storage-pools", "POST")
 def create_pool(ctx: Ctx) -> Response:
-    check_target(ctx)
+    """LXD's order: the body (name, driver), then the target."""
     body = ctx.body(STORAGE_POOLS_POST)
     name, driver = body["name"], body["driver"]
     check_name(name, "Storage pool")
     if not driver:
         raise LXDError(400, "No driver provided")
+    check_target(ctx)
     with ctx.state.lock:
         pools = ctx.state.family("storage_pools")
         if name in pools:

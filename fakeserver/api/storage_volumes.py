@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError
 from ..schema import ANY, BOOL, MAP_STR, STR, Body, Struct
@@ -283,11 +284,13 @@ def check_volume_config(config: dict[str, str], content_type: str, internal: str
         if checker is None and key.startswith("user."):
             checker = check_any
         if checker is None:
-            raise LXDError(500, f'Invalid option for volume "{internal}" option "{key}"')
+            raise LXDError(500, f'Invalid option for volume {go_quote(internal)} option '
+                                f'{go_quote(key)}')
         try:
             checker(config[key])
         except Invalid as exc:
-            raise LXDError(500, f'Invalid value for volume "{internal}" option "{key}": '
+            raise LXDError(500, f'Invalid value for volume {go_quote(internal)} option '
+                                f'{go_quote(key)}: '
                                 f"{exc}") from None
 
 
@@ -319,7 +322,7 @@ def _project(ctx: Ctx, message: str) -> str:
 
 def _volume_project(ctx: Ctx, vtype: str) -> str:
     """Where a volume of ``vtype`` lives for this request."""
-    owner = _project(ctx, f'Failed to load project "{ctx.project}": Project not found')
+    owner = _project(ctx, f'Failed to load project {go_quote(ctx.project)}: Project not found')
     return owner if vtype == "custom" else ctx.project
 
 
@@ -454,14 +457,15 @@ def _listed(ctx: Ctx, pool: str, vtype: str | None) -> list[tuple[str, dict[str,
 
 
 def _list(ctx: Ctx, pool_name: str, vtype: str | None) -> Response:
-    _project(ctx, "Project not found")
+    """LXD's order: the target, the type, the filter, the pool, then the project."""
     check_target(ctx)
+    if vtype is not None:
+        _check_type(vtype)
+    text = ctx.request.args.get("filter", "")
+    clauses = _parse_filter(text) if text else []
     with ctx.state.lock:
         get_pool(ctx, pool_name)
-        if vtype is not None:
-            _check_type(vtype)
-        text = ctx.request.args.get("filter", "")
-        clauses = _parse_filter(text) if text else []
+        _project(ctx, "Project not found")
         rows = []
         for project, volume in _listed(ctx, pool_name, vtype):
             rows.append((TYPES.index(volume["type"]), volume["name"], project, volume, None))
@@ -499,22 +503,27 @@ def create_volume_of_type(ctx: Ctx, pool: str, vtype: str) -> Response:
 
 
 def _create(ctx: Ctx, pool_name: str, url_type: str | None) -> Response:
-    owner = _project(ctx, f'Failed to load project "{ctx.project}": Project not found')
+    """LXD's order: the target, the body (name, type), then the project and the pool; the
+    typed URL (``…/volumes/custom``) checks the project before the body."""
     check_target(ctx)
+    if url_type is not None:
+        _project(ctx, f"Failed to load project {go_quote(ctx.project)}: Project not found")
     body = ctx.body(VOLUMES_POST)
+    name = body["name"]
+    if not name:
+        raise LXDError(400, "No name provided")
+    vtype = url_type if url_type is not None else body["type"]
+    if not vtype:
+        raise LXDError(400, "You must provide a storage volume type of the storage volume")
+    if "/" in name:
+        raise LXDError(400, "Storage volume names may not contain slashes")
+    if vtype != "custom":
+        raise LXDError(400, f"Currently not allowed to create storage volumes of type "
+                            f"{go_quote(vtype)}")
     with ctx.state.lock:
+        owner = _project(ctx, f"Failed to load project {go_quote(ctx.project)}: "
+                              "Project not found")
         pool = get_pool(ctx, pool_name)
-        vtype = url_type if url_type is not None else body["type"]
-        if not vtype:
-            raise LXDError(400, "You must provide a storage volume type of the storage volume")
-        if vtype != "custom":
-            raise LXDError(400, f'Currently not allowed to create storage volumes of type '
-                                f'"{vtype}"')
-        name = body["name"]
-        if not name:
-            raise LXDError(400, "No name provided")
-        if "/" in name:
-            raise LXDError(400, "Storage volume names may not contain slashes")
         content_type = body["content_type"] or "filesystem"
         if content_type not in CONTENT_TYPES:
             raise LXDError(400, "Invalid volume content type name")
@@ -526,7 +535,7 @@ def _create(ctx: Ctx, pool_name: str, url_type: str | None) -> Response:
         if source["type"] in ("migration", "upload"):
             raise LXDError(501, "not implemented")
         if source["type"]:
-            raise LXDError(400, f'Unknown source type "{source["type"]}"')
+            raise LXDError(400, f'Unknown source type {go_quote(source["type"])}')
         check_volume_config(body["config"], content_type, _internal(owner, name))
         add_volume(ctx.state, owner, pool_name, "custom", name,
                    config=pool_defaults(pool, body["config"], content_type),
@@ -548,9 +557,10 @@ def _copy(ctx: Ctx, owner: str, pool: dict[str, Any], name: str, body: Body) -> 
                                source["name"])
         if original is None:
             raise OperationFailed(
-                f'Failed generating volume copy config: Storage volume "{source["name"]}" in '
-                f'project "{src_project}" of type "custom" does not exist on pool '
-                f'"{source["pool"]}": Storage volume not found')
+                'Failed generating volume copy config: Storage volume '
+                f'{go_quote(source["name"])} in '
+                f'project {go_quote(src_project)} of type "custom" does not exist on pool '
+                f'{go_quote(source["pool"])}: Storage volume not found')
         if find_volume(ctx.state, owner, pool["name"], "custom", name) is not None:
             raise OperationFailed("Volume by that name already exists")
         config = dict(original["config"])
@@ -570,11 +580,16 @@ def _copy(ctx: Ctx, owner: str, pool: dict[str, Any], name: str, body: Body) -> 
 
 
 # -- one volume ---------------------------------------------------------------------------------
-def _lookup(ctx: Ctx, pool_name: str, vtype: str, name: str) -> tuple[str, dict[str, Any]]:
+def _lookup(ctx: Ctx, pool_name: str, vtype: str, name: str,
+            pool_first: bool = False) -> tuple[str, dict[str, Any]]:
+    """LXD's order: the type, the project, then the target and the pool (PUT and PATCH look
+    at the pool before the target), then the volume."""
+    _check_type(vtype)
     project = _volume_project(ctx, vtype)
+    if pool_first:
+        get_pool(ctx, pool_name)
     check_target(ctx)
     get_pool(ctx, pool_name)
-    _check_type(vtype)
     volume = find_volume(ctx.state, project, pool_name, vtype, name)
     if volume is None:
         raise LXDError(404, "Storage pool volume not found")
@@ -583,38 +598,34 @@ def _lookup(ctx: Ctx, pool_name: str, vtype: str, name: str) -> tuple[str, dict[
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>", "GET")
 def get_volume(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    """A volume; ``…/volumes/custom/vol%2Fsnap`` (one escaped path segment) serves snapshot
+    ``snap`` as a volume named ``vol/snap``, as LXD does."""
     with ctx.state.lock:
+        if "/" in name:
+            parent, _, snap = name.partition("/")
+            project, volume = _lookup(ctx, pool, vtype, parent)
+            item = volume["snapshots"].get(snap)
+            if item is None:
+                raise LXDError(404, "Storage pool volume not found")
+            return responses.sync(render(ctx.state, ctx.project, project, volume, item),
+                                  etag=etag(name, vtype, item["config"]))
         project, volume = _lookup(ctx, pool, vtype, name)
         return responses.sync(render(ctx.state, ctx.project, project, volume),
                               etag=etag(name, vtype, volume["config"]))
 
 
-@route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/<snap>", "GET")
-def get_volume_slash(ctx: Ctx, pool: str, vtype: str, name: str, snap: str) -> Response:
-    """``…/volumes/custom/vol%2Fsnap``: LXD serves the snapshot as a volume named ``vol/snap``.
-
-    The WSGI server has decoded ``%2F`` by now, so the raw request line tells the two apart.
-    """
-    raw = ctx.request.environ.get("RAW_URI") or ctx.request.environ.get("REQUEST_URI") or ""
-    if "%2f" not in raw.split("?")[0].lower():
-        raise LXDError(404, "not found")
-    with ctx.state.lock:
-        project, volume = _lookup(ctx, pool, vtype, name)
-        item = volume["snapshots"].get(snap)
-        if item is None:
-            raise LXDError(404, "Storage pool volume not found")
-        return responses.sync(render(ctx.state, ctx.project, project, volume, item),
-                              etag=etag(f"{name}/{snap}", vtype, item["config"]))
-
-
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>", "PUT", "PATCH")
 def update_volume(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    ctx.raw_body()  # read before taking the lock
     with ctx.state.lock:
-        if ctx.request.method == "PATCH" and vtype in TYPES and vtype != "custom":
-            _volume_project(ctx, vtype)
-            get_pool(ctx, pool)
-            raise LXDError(400, f'Invalid storage volume type "{vtype}"')
-        project, volume = _lookup(ctx, pool, vtype, name)
+        if ctx.request.method == "PATCH":
+            if "/" in name:
+                raise LXDError(400, "Invalid volume name")
+            if vtype in TYPES and vtype != "custom":
+                _volume_project(ctx, vtype)
+                get_pool(ctx, pool)
+                raise LXDError(400, f'Invalid storage volume type {go_quote(vtype)}')
+        project, volume = _lookup(ctx, pool, vtype, name, pool_first=True)
         body = ctx.body(VOLUME_PUT)
         ctx.check_etag(etag(name, vtype, volume["config"]))
         if body["restore"]:
@@ -662,7 +673,9 @@ def _retarget_devices(state: State, project: str, pool: str, old: str, new: str)
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>", "POST")
 def rename_volume_handler(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
-    _project(ctx, f'Failed to load project "{ctx.project}": Project not found')
+    """LXD's order: the name in the URL, the body, the type, then project, target, pool."""
+    if "/" in name:
+        raise LXDError(400, "Invalid volume name")
     body = ctx.body(VOLUME_POST)
     new_name = body["name"]
     if not new_name:
@@ -670,7 +683,9 @@ def rename_volume_handler(ctx: Ctx, pool: str, vtype: str, name: str) -> Respons
     if "/" in new_name:
         raise LXDError(400, "Storage volume names may not contain slashes")
     if vtype != "custom":
-        raise LXDError(400, f'Renaming storage volumes of type "{vtype}" is not allowed')
+        raise LXDError(400, f"Renaming storage volumes of type {go_quote(vtype)} is not "
+                            "allowed")
+    _project(ctx, f"Failed to load project {go_quote(ctx.project)}: Project not found")
     check_target(ctx)
     with ctx.state.lock:
         project, volume = _lookup(ctx, pool, vtype, name)
@@ -705,8 +720,10 @@ def _move(ctx: Ctx, project: str, volume: dict[str, Any], dest_project: str, des
             raise OperationFailed("Storage pool volume not found")
         if not ctx.state.has_project(dest_project):
             raise OperationFailed(
-                f'Error inserting volume "{new_name}" for project "{dest_project}" in pool '
-                f'"{dest_pool}" of type "custom" into database "NOT NULL constraint failed: '
+                f'Error inserting volume {go_quote(new_name)} for project '
+                f'{go_quote(dest_project)} in pool '
+                f'{go_quote(dest_pool)} of type "custom" into database "NOT NULL constraint '
+                'failed: '
                 'storage_volumes.project_id"')
         remove_volume(ctx.state, project, pool, "custom", name)
         volume["pool"], volume["name"] = dest_pool, new_name
@@ -721,10 +738,12 @@ def _move(ctx: Ctx, project: str, volume: dict[str, Any], dest_project: str, des
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>", "DELETE")
 def delete_volume(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    if "/" in name:
+        raise LXDError(400, f"Invalid storage volume {go_quote(name)}")
     with ctx.state.lock:
         project, volume = _lookup(ctx, pool, vtype, name)
         if vtype not in ("custom", "image"):
-            raise LXDError(400, f'Storage volumes of type "{vtype}" cannot be deleted with '
+            raise LXDError(400, f'Storage volumes of type {go_quote(vtype)} cannot be deleted with '
                                 "the storage API")
         if vtype == "custom" and volume_used_by(ctx.state, ctx.project, pool, name):
             raise LXDError(400, "The storage volume is still in use")
@@ -745,14 +764,16 @@ def _deleted_events(ctx: Ctx, pool: str, project: str, name: str, snaps: list[st
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/state", "GET")
 def volume_state(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    _check_type(vtype)
     with ctx.state.lock:
         project = _volume_project(ctx, vtype)
         get_pool(ctx, pool)
-        _check_type(vtype)
         if vtype == "custom":
             if find_volume(ctx.state, project, pool, vtype, name) is None:
-                raise LXDError(404, f'Storage volume "{name}" in project "{project}" of type '
-                                    f'"{vtype}" does not exist on pool "{pool}": Storage '
+                raise LXDError(404, f'Storage volume {go_quote(name)} in project '
+                                    f'{go_quote(project)} of type '
+                                    f'{go_quote(vtype)} does not exist on pool {go_quote(pool)}: '
+                                    'Storage '
                                     "volume not found")
         elif vtype != "image" and name not in ctx.state.families["instances"].get(project, {}):
             raise LXDError(404, "Instance not found")
@@ -776,10 +797,10 @@ def _check_snapshot_name(name: str) -> None:
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots", "GET")
 def list_snapshots(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    _check_type(vtype)
     with ctx.state.lock:
         project = _volume_project(ctx, vtype)
         get_pool(ctx, pool)
-        _check_type(vtype)
         volume = find_volume(ctx.state, project, pool, vtype, name)
         if volume is None:
             return responses.sync([])  # LXD lists no snapshots rather than a 404
@@ -793,20 +814,23 @@ def list_snapshots(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots", "POST")
 def create_snapshot(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    """LXD's order: type, project, target, pool, volume, then the body."""
+    _check_type(vtype)
     project = _volume_project(ctx, vtype)
-    body = ctx.body(SNAPSHOTS_POST)
+    check_target(ctx)
+    ctx.raw_body()  # read before taking the lock
     with ctx.state.lock:
         pool_obj = get_pool(ctx, pool)
-        _check_type(vtype)
         if vtype != "custom":
-            raise LXDError(400, f'Invalid storage volume type "{vtype}"')
+            raise LXDError(400, f'Invalid storage volume type {go_quote(vtype)}')
         volume = find_volume(ctx.state, project, pool, vtype, name)
         if volume is None:
             raise LXDError(404, "Storage pool volume not found")
+        body = ctx.body(SNAPSHOTS_POST)
         snap_name = body["name"] or _next_snapshot_name(volume)
         _check_snapshot_name(snap_name)
         if snap_name in volume["snapshots"]:
-            raise LXDError(409, f'Snapshot "{snap_name}" already in use')
+            raise LXDError(409, f'Snapshot {go_quote(snap_name)} already in use')
         if "expires_at" in body.present and body["expires_at"] is not None:
             expires_at = time_arg(body["expires_at"])
         elif volume["config"].get("snapshots.expiry"):
@@ -819,7 +843,7 @@ def create_snapshot(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
         if current is None:
             raise OperationFailed("Storage pool volume not found")
         if snap_name in current["snapshots"]:
-            raise OperationFailed(f'Snapshot "{snap_name}" already in use')
+            raise OperationFailed(f'Snapshot {go_quote(snap_name)} already in use')
         add_snapshot(current, snap_name, expires_at=expires_at,
                      config=pool_defaults(pool_obj, current["config"],
                                           current["content_type"]))
@@ -870,28 +894,32 @@ def _snapshot_resources(name: str) -> dict[str, list[str]]:
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots/<snap>", "POST")
 def rename_snapshot_handler(ctx: Ctx, pool: str, vtype: str, name: str, snap: str) -> Response:
-    project = _volume_project(ctx, vtype)
+    """LXD's order: type, project, target, pool and volume, then the body."""
+    ctx.raw_body()  # read before taking the lock
+    with ctx.state.lock:
+        project, _volume = _lookup(ctx, pool, vtype, name)
+        pool_obj = get_pool(ctx, pool)
     body = ctx.body(SNAPSHOT_POST)
     new_name = body["name"]
     if not new_name:
         raise LXDError(400, "No name provided")
     if "/" in new_name:
         raise LXDError(400, "Storage volume names may not contain slashes")
-    with ctx.state.lock:
-        pool_obj = get_pool(ctx, pool)
-        _check_type(vtype)
 
     def run(op: Operation) -> None:
         volume = find_volume(ctx.state, project, pool, vtype, name)
         if volume is None or snap not in volume["snapshots"]:
-            raise OperationFailed(f'Storage volume "{name}/{snap}" in project "{project}" of '
-                                  f'type "{vtype}" does not exist on pool "{pool}": Storage '
+            raise OperationFailed(f'Storage volume "{name}/{snap}" in project '
+                                  f'{go_quote(project)} of '
+                                  f'type {go_quote(vtype)} does not exist on pool '
+                                  f'{go_quote(pool)}: Storage '
                                   "volume not found")
         if new_name in volume["snapshots"]:
             base = (f"{pool_obj['config'].get('source', '')}/{SNAPSHOT_DIRS.get(vtype, vtype)}"
                     f"/{_internal(project, name)}")
             old_path, new_path = f"{base}/{snap}", f"{base}/{new_name}"
-            raise OperationFailed(f'Failed to rename "{old_path}" to "{new_path}": rename '
+            raise OperationFailed(f'Failed to rename {go_quote(old_path)} to '
+                                  f'{go_quote(new_path)}: rename '
                                   f"{old_path} {new_path}: file exists")
         rename_snapshot(volume, snap, new_name)
         ctx.lifecycle("storage-volume-snapshot-renamed",

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..responses import LXDError, go_time
 from ..schema import STR, Struct
 from ..state import State
@@ -154,7 +155,7 @@ def get_warning(ctx: Ctx, warning_uuid: str) -> Response:
 def update_warning(ctx: Ctx, warning_uuid: str) -> Response:
     status = ctx.body(WARNING_PUT)["status"]
     if status not in STATUSES:
-        raise LXDError(400, f'Invalid warning type "{status}"')
+        raise LXDError(400, f'Invalid warning type {go_quote(status)}')
     if status == "resolved":
         raise LXDError(403, 'Status may only be set to "acknowledge" or "new"')
     with ctx.state.lock:
