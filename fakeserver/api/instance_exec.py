@@ -46,11 +46,11 @@ from ..events import Listener
 from ..execution import DEFAULT_PATH, Handlers, Instance, Process, StreamReader
 from ..operations import FAILURE, SUCCESS, Operation
 from ..responses import LXDError
-from ..schema import BOOL, INT, INT_, LIST_STR, MAP_STR, STR, Struct
+from ..schema import BOOL, INT_, LIST_STR, MAP_STR, STR, GoType, Struct
 from ..vfs import FS, FSError
 from . import instances
 
-UINT32 = INT  # decoded as an integer, range-checked below
+UINT32 = GoType("uint32", "int")  # decoded as an integer, range-checked below
 EXEC_POST = Struct("InstanceExecPost", command=LIST_STR, environment=MAP_STR,
                    interactive=BOOL, wait__for__websocket=BOOL, record__output=BOOL,
                    width=INT_, height=INT_, user=UINT32, group=UINT32, cwd=STR)

@@ -180,10 +180,10 @@ def post_file(ctx: Ctx, name: str, prefix: str) -> Response:
         mode = _header_mode(headers.get("X-LXD-mode", ""))
         kind = headers.get("X-LXD-type", "") or "file"
         write = headers.get("X-LXD-write", "") or "overwrite"
-        if kind not in ("file", "directory", "symlink"):
-            raise LXDError(400, f"Bad file type: {kind}")
         if write not in ("overwrite", "append"):
             raise LXDError(400, f"Bad file write mode: {write}")
+        if kind not in ("file", "directory", "symlink"):
+            raise LXDError(400, f"Bad file type: {kind}")
     data = ctx.raw_body()  # read to EOF: lxc sends chunked bodies
     with ctx.state.lock:
         inst = instances.lookup(ctx, name, prefix)

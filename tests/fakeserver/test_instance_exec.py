@@ -209,8 +209,20 @@ def test_bad_requests(api: API, inst: str) -> None:
     reply = api.request("POST", path, data=b"{bad")
     assert (reply.status, reply.error) == (
         400, "invalid character 'b' looking for beginning of object key string")
+    for user in (-1, 4294967296, 1.5):
+        reply = api.post(path, {"command": ["true"], "user": user})
+        assert (reply.status, reply.error) == (
+            400, f"json: cannot unmarshal number {user} into Go struct field "
+                 "InstanceExecPost.user of type uint32")
     reply = api.post("/1.0/instances/nope-pl0000/exec", {"command": ["true"]})
     assert (reply.status, reply.error) == (404, "Instance not found")
+    # The body is decoded before the instance is looked up.
+    reply = api.request("POST", "/1.0/instances/nope-pl0000/exec", data=b"{bad")
+    assert (reply.status, reply.error) == (
+        400, "invalid character 'b' looking for beginning of object key string")
+    reply = api.post(f"/1.0/virtual-machines/{inst}/exec", {"command": ["true"]})
+    assert (reply.status, reply.error) == (404, "Instance not found")
+    assert (api.get(path).status, api.get(path).error) == (501, "not implemented")
 
 
 # -- the websocket operation ------------------------------------------------------------------

@@ -314,6 +314,12 @@ def test_post_errors(api: API, inst: str) -> None:
                  sftp("open /srv/a.txt/q: not a directory"))
     assert_error(push(api, inst, "/srv/bt", b"x", X_LXD_type="bogus"), 400,
                  "Bad file type: bogus")
+    assert_error(push(api, inst, "/srv/bt", b"x", X_LXD_type="File"), 400,
+                 "Bad file type: File")
+    assert_error(push(api, inst, "/srv/bt", b"x", X_LXD_type="bogus", X_LXD_write="bogus"),
+                 400, "Bad file write mode: bogus")
+    assert_error(api.request("POST", files(inst), data=b"x", headers={"X-LXD-type": "bogus"}),
+                 400, "Missing path argument")
     assert pull(api, inst, "/srv/bt").status == 404
 
 
