@@ -21,6 +21,7 @@ from harness import (
     exec_served,
     fmt_time,
     instances_served,
+    quiet_ws4py,
     running_fake,
     seed_busybox,
     seed_instances,
@@ -143,8 +144,10 @@ def run(report: Report, opts: Any) -> None:
                 {"name": "exec-bench", "source": {"type": "image", "alias": "busybox"}},
                 wait=True)
             inst.start(wait=True)
-            add(report, label, paired({name: (lambda c=c: execs(c, "exec-bench", opts.execs))
-                                       for name, c in clients.items()}, repeat, warmup=0))
+            with quiet_ws4py():
+                got = paired({name: (lambda c=c: execs(c, "exec-bench", opts.execs))
+                              for name, c in clients.items()}, repeat, warmup=0)
+            add(report, label, got)
         for client in clients.values():
             close(client)
     report.note(f"medians of {repeat} runs of each workload ({opts.repeat_get} for connect), "

@@ -18,6 +18,7 @@ from harness import (
     exec_served,
     fmt_time,
     instances_served,
+    quiet_ws4py,
     running_fake,
     samples,
     seed_busybox,
@@ -160,9 +161,11 @@ def run(report: Report, opts: Any) -> None:
         with_exec = with_instances and exec_served(fake)
         fake_client = pylxd_client(fake.socket_path)
         real_client = pylxd_client(endpoint)
-        fake_times = measure(fake_client, reps, with_exec, with_instances,
-                             remover(fake.socket_path))
-        real_times = measure(real_client, reps, with_exec, with_instances, remover(endpoint))
+        with quiet_ws4py():
+            fake_times = measure(fake_client, reps, with_exec, with_instances,
+                                 remover(fake.socket_path))
+            real_times = measure(real_client, reps, with_exec, with_instances,
+                                 remover(endpoint))
 
     fake_total = real_total = 0.0
     for step in (*GETS, *PROFILE_STEPS, *INSTANCE_STEPS):
@@ -183,5 +186,14 @@ def run(report: Report, opts: Any) -> None:
     report.add(Row("whole workload (one of each)",
                    f"{fmt_time(fake_total):>10} {fmt_time(real_total):>10}", ratio=ratio,
                    target=f">= {TARGET:g}x", ok=ratio >= TARGET))
+    if with_exec:
+        # pylxd's execute() sleeps 0.1 s polling its websockets whatever the server: that floor
+        # is the client's, so the workload is also shown without it.
+        fake_rest = fake_total - statistics.median(fake_times["instance exec"])
+        real_rest = real_total - statistics.median(real_times["instance exec"])
+        ratio = real_rest / fake_rest
+        report.add(Row("whole workload without exec", f"{fmt_time(fake_rest):>10} "
+                       f"{fmt_time(real_rest):>10}", ratio=ratio, target=f">= {TARGET:g}x",
+                       ok=ratio >= TARGET, note="pylxd sleeps 0.1 s in every exec"))
     report.note(f"medians of {reps['get']} GETs, {reps['profile']} profile and "
                 f"{reps['instance']} instance cycles per backend; the fake runs in this process")

@@ -89,7 +89,7 @@ class Row:
         ratio = "" if self.ratio is None else f"{self.ratio:8.2f}x"
         verdict = {None: "", True: "meets", False: "MISSES"}[self.ok]
         target = f"target {self.target}" if self.target else ""
-        line = f"  {self.name:<34} {self.text:<34} {ratio:>9}  {target:<16} {verdict}"
+        line = f"  {self.name:<42} {self.text:<24} {ratio:>9}  {target:<16} {verdict}"
         if self.note:
             line += f"  ({self.note})"
         return line.rstrip()
@@ -106,7 +106,7 @@ class Report:
         self.section = title
         print(f"\n== {title} ==", flush=True)
         if header:
-            print(f"  {'':<34} {header}", flush=True)
+            print(f"  {'':<42} {header}", flush=True)
 
     def add(self, row: Row) -> Row:
         self.rows.append((self.section, row))
@@ -259,17 +259,25 @@ def running_fake(**kwargs: Any) -> Iterator[FakeLXD]:
 
 
 @contextmanager
-def floor_server(socket_path: str, bodies: dict[str, bytes]) -> Iterator[str]:
-    """A bare Werkzeug app answering ``bodies[path]`` as JSON, on ``socket_path``, served by
-    the fake's own listener class (threads, the same request handler)."""
+def floor_server(socket_path: str, bodies: dict[str, bytes], encode: bool = True
+                 ) -> Iterator[str]:
+    """A bare Werkzeug app on ``socket_path``, served by the fake's own listener class
+    (threads, the same request handler): for each path it JSON-encodes the document the fake
+    answered there (``bodies``), as any trivial JSON app would, and returns it; with
+    ``encode=False`` it returns the fake's bytes as they are (the transport alone)."""
     from werkzeug.wrappers import Request, Response
 
     from fakeserver.server import _Listener
 
+    documents = {path: json.loads(body) for path, body in bodies.items()}
+
     @Request.application  # type: ignore[arg-type]
     def app(request: Request) -> Response:
-        body = bodies.get(request.full_path.rstrip("?"), bodies.get(request.path, b"{}"))
-        return Response(body, content_type="application/json")
+        key = request.full_path.rstrip("?")
+        if not encode:
+            return Response(bodies.get(key, b"{}"), content_type="application/json")
+        body = json.dumps(documents.get(key), separators=(",", ":"), ensure_ascii=False)
+        return Response(body + "\n", content_type="application/json")
 
     listener = _Listener(f"unix://{socket_path}", 0, app, "unix")  # type: ignore[arg-type]
     thread = threading.Thread(target=listener.serve, name="bench-floor", daemon=True)
@@ -280,6 +288,31 @@ def floor_server(socket_path: str, bodies: dict[str, bytes]) -> Iterator[str]:
         listener.stop()
         thread.join(2)
         listener.server_close()
+
+
+@contextmanager
+def quiet_ws4py() -> Iterator[list[str]]:
+    """Swallow the tracebacks pylxd's ws4py manager thread prints when its poller is closed
+    under it (after every exec); yields the list of what was swallowed."""
+    swallowed: list[str] = []
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        modules = []
+        tb = args.exc_traceback
+        while tb is not None:
+            modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+            tb = tb.tb_next
+        if any(name.startswith("ws4py") for name in modules):
+            swallowed.append(f"{args.exc_type.__name__}: {args.exc_value}")
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield swallowed
+    finally:
+        threading.excepthook = previous
 
 
 @contextmanager
