@@ -273,6 +273,8 @@ def _quote_byte(c: int) -> str:
         return "'\\''"
     if c == 0x22:
         return "'\"'"
+    if c == 0x5C:
+        return "'\\\\'"
     ch = chr(c)
     if ch == " " or (ch.isprintable() and c != 0x7F):
         return f"'{ch}'"
@@ -285,12 +287,17 @@ def _quote_byte(c: int) -> str:
 def go_scan(data: bytes) -> str:
     """The error Go's ``json.Decoder`` meets reading the first value of ``data`` ("" if it
     reads one). Trailing bytes after a complete value are never looked at, as in Go."""
+    return _scan(data)[0]
+
+
+def _scan(data: bytes) -> tuple[str, int]:
+    """:func:`go_scan`'s error and where the scan stopped (the end of the first value)."""
     stack: list[int] = []  # 0: object key, 1: object value, 2: array
     i, n = 0, len(data)
     while i < n and data[i] in _WS:
         i += 1
     if i == n:
-        return "EOF"
+        return "EOF", i
 
     def err(c: int, context: str) -> str:
         return f"invalid character {_quote_byte(c)} {context}"
@@ -298,9 +305,9 @@ def go_scan(data: bytes) -> str:
     state = "value"
     while True:
         if i >= n:
-            if state == "end" or (state in ("num1", "num0", "dot0", "exp0") and not stack):
-                return ""
-            return "unexpected EOF"
+            if state in ("end", "num1", "num0", "dot0", "exp0") and not stack:
+                return "", i
+            return "unexpected EOF", i
         c = data[i]
         if state == "value" or state == "value_or_close" or state == "key_or_close":
             if c in _WS:
@@ -318,18 +325,18 @@ def go_scan(data: bytes) -> str:
                     state = "end"
                     continue
                 if c != 0x22:
-                    return err(c, "looking for beginning of object key string")
+                    return err(c, "looking for beginning of object key string"), i
                 state, i = "string", i + 1
                 continue
             if c == 0x7B:  # {
                 stack.append(0)
                 if len(stack) > _MAX_DEPTH:
-                    return err(c, "exceeded max depth")
+                    return err(c, "exceeded max depth"), i
                 state, i = "key_or_close", i + 1
             elif c == 0x5B:  # [
                 stack.append(2)
                 if len(stack) > _MAX_DEPTH:
-                    return err(c, "exceeded max depth")
+                    return err(c, "exceeded max depth"), i
                 state, i = "value_or_close", i + 1
             elif c == 0x22:
                 state, i = "string", i + 1
@@ -343,20 +350,20 @@ def go_scan(data: bytes) -> str:
                 word = {0x74: b"true", 0x66: b"false", 0x6E: b"null"}[c]
                 for k in range(1, len(word)):
                     if i + k >= n:
-                        return "unexpected EOF"
+                        return "unexpected EOF", i
                     if data[i + k] != word[k]:
                         return err(data[i + k], f"in literal {word.decode()} "
-                                                f"(expecting {_quote_byte(word[k])})")
+                                                f"(expecting {_quote_byte(word[k])})"), i
                 state, i = "end", i + len(word)
             else:
-                return err(c, "looking for beginning of value")
+                return err(c, "looking for beginning of value"), i
             continue
         if state == "key":
             if c in _WS:
                 i += 1
                 continue
             if c != 0x22:
-                return err(c, "looking for beginning of object key string")
+                return err(c, "looking for beginning of object key string"), i
             state, i = "string", i + 1
             continue
         if state == "string":
@@ -365,7 +372,7 @@ def go_scan(data: bytes) -> str:
             elif c == 0x5C:
                 state = "esc"
             elif c < 0x20:
-                return err(c, "in string literal")
+                return err(c, "in string literal"), i
             i += 1
             continue
         if state == "esc":
@@ -374,13 +381,13 @@ def go_scan(data: bytes) -> str:
             elif c == 0x75:
                 for k in range(1, 5):
                     if i + k >= n:
-                        return "unexpected EOF"
+                        return "unexpected EOF", i
                     if data[i + k] not in b"0123456789abcdefABCDEF":
-                        return err(data[i + k], "in \\u hexadecimal character escape")
+                        return err(data[i + k], "in \\u hexadecimal character escape"), i
                 i += 4
                 state = "string"
             else:
-                return err(c, "in string escape code")
+                return err(c, "in string escape code"), i
             i += 1
             continue
         if state == "neg":
@@ -389,7 +396,7 @@ def go_scan(data: bytes) -> str:
             elif 0x31 <= c <= 0x39:
                 state = "num1"
             else:
-                return err(c, "in numeric literal")
+                return err(c, "in numeric literal"), i
             i += 1
             continue
         if state == "num1" and 0x30 <= c <= 0x39:
@@ -408,7 +415,7 @@ def go_scan(data: bytes) -> str:
             if 0x30 <= c <= 0x39:
                 state, i = "dot0", i + 1
                 continue
-            return err(c, "after decimal point in numeric literal")
+            return err(c, "after decimal point in numeric literal"), i
         if state == "dot0":
             if 0x30 <= c <= 0x39:
                 i += 1
@@ -427,7 +434,7 @@ def go_scan(data: bytes) -> str:
             if 0x30 <= c <= 0x39:
                 state, i = "exp0", i + 1
                 continue
-            return err(c, "in exponent of numeric literal")
+            return err(c, "in exponent of numeric literal"), i
         if state == "exp0":
             if 0x30 <= c <= 0x39:
                 i += 1
@@ -436,14 +443,14 @@ def go_scan(data: bytes) -> str:
             continue
         # state == "end": a value just ended
         if not stack:
-            return ""
+            return "", i
         if c in _WS:
             i += 1
             continue
         top = stack[-1]
         if top == 0:
             if c != 0x3A:
-                return err(c, "after object key")
+                return err(c, "after object key"), i
             stack[-1] = 1
             state, i = "value", i + 1
         elif top == 1:
@@ -454,7 +461,7 @@ def go_scan(data: bytes) -> str:
                 stack.pop()
                 i += 1
             else:
-                return err(c, "after object key:value pair")
+                return err(c, "after object key:value pair"), i
         else:
             if c == 0x2C:
                 state, i = "value", i + 1
@@ -462,7 +469,7 @@ def go_scan(data: bytes) -> str:
                 stack.pop()
                 i += 1
             else:
-                return err(c, "after array element")
+                return err(c, "after array element"), i
 
 
 def syntax_error(text: str | bytes) -> str:
@@ -556,6 +563,11 @@ def first_value(raw: bytes) -> Any:
         raise LXDError(400, "EOF")
     try:
         value, _ = _DECODER.raw_decode(text, start)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # Python stops a top-level number where Go reads on ("1e", "1.x"): ask Go's scan.
+            problem = go_scan(raw)
+            if problem:
+                raise LXDError(400, problem)
     except json.JSONDecodeError as exc:
         # Go is at least as strict as Python up to where Python stopped: scan that far.
         upto = len(text[:exc.pos].encode("utf-8", "surrogateescape")) + 1
@@ -571,6 +583,30 @@ def first_value(raw: bytes) -> Any:
     if "\\u" in text or _SURROGATES.search(text):
         value = _clean(value)
     return value
+
+
+def unmarshal_error(raw: bytes) -> str:
+    """The syntax error of Go's ``json.Unmarshal`` (which, unlike the Decoder, checks the whole
+    body: trailing bytes are refused and an incomplete value is "unexpected end of JSON
+    input", or the error a space would meet there); "" when the body is valid."""
+    problem, end = _scan(raw)
+    if problem in ("EOF", "unexpected EOF"):
+        spaced, _ = _scan(raw + b" ")
+        return spaced if spaced not in ("", "EOF", "unexpected EOF") else \
+            "unexpected end of JSON input"
+    if problem:
+        return problem
+    rest = raw[end:].lstrip(b" \t\r\n")
+    return f"invalid character {_quote_byte(rest[0])} after top-level value" if rest else ""
+
+
+def unmarshal(raw: bytes) -> Any:
+    """A body read as ``json.Unmarshal`` reads it (see :func:`unmarshal_error`); values as
+    :func:`first_value` gives them."""
+    problem = unmarshal_error(raw)
+    if problem:
+        raise LXDError(400, problem)
+    return first_value(raw)
 
 
 def decode_value(data: Any, struct: Struct) -> Body:

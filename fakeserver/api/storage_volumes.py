@@ -814,15 +814,15 @@ def list_snapshots(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots", "POST")
 def create_snapshot(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
-    """LXD's order: type, project, target, pool, volume, then the body."""
+    """LXD's order: type (a custom one), project, target, pool, volume, then the body."""
     _check_type(vtype)
+    if vtype != "custom":
+        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
     project = _volume_project(ctx, vtype)
     check_target(ctx)
     ctx.raw_body()  # read before taking the lock
     with ctx.state.lock:
         pool_obj = get_pool(ctx, pool)
-        if vtype != "custom":
-            raise LXDError(400, f'Invalid storage volume type {go_quote(vtype)}')
         volume = find_volume(ctx.state, project, pool, vtype, name)
         if volume is None:
             raise LXDError(404, "Storage pool volume not found")
@@ -894,11 +894,17 @@ def _snapshot_resources(name: str) -> dict[str, list[str]]:
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots/<snap>", "POST")
 def rename_snapshot_handler(ctx: Ctx, pool: str, vtype: str, name: str, snap: str) -> Response:
-    """LXD's order: type, project, target, pool and volume, then the body."""
+    """LXD's order: type (a custom one), project, target, pool, volume, then the body."""
+    _check_type(vtype)
+    if vtype != "custom":
+        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
+    project = _volume_project(ctx, vtype)
+    check_target(ctx)
     ctx.raw_body()  # read before taking the lock
     with ctx.state.lock:
-        project, _volume = _lookup(ctx, pool, vtype, name)
         pool_obj = get_pool(ctx, pool)
+        if find_volume(ctx.state, project, pool, vtype, name) is None:
+            raise LXDError(404, "Storage pool volume not found")
     body = ctx.body(SNAPSHOT_POST)
     new_name = body["name"]
     if not new_name:

@@ -8,15 +8,20 @@ names test creates profiles with odd names (and removes them at once).
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fakeserver import FakeLXD
+from fakeserver.api.profiles import PROFILES_POST
+from fakeserver.responses import LXDError
+from fakeserver.schema import decode, unmarshal_error
 from pytest_lxd.plugin import real_endpoint
 from tests import instancefixtures
 from tests.robustness import differential as D
@@ -60,7 +65,7 @@ def compare(endpoint: Endpoint, target: bytes, body: bytes, fake: RawClient, rea
     FIGURES.count(f"real-{strategy}", endpoint, got_real.status,
                   D._error(got_real))  # noqa: SLF001
     if not D.same(got_fake, got_real):
-        assert D.known(endpoint, target, got_fake, got_real), (
+        assert D.known(endpoint, target, body, got_fake, got_real), (
             f"{endpoint.id} {target!r} {body[:80]!r}: {D.describe(got_fake, got_real)}")
     return got_fake, got_real
 
@@ -104,6 +109,57 @@ def test_every_endpoint_rejects_as_lxd_does(api: API, mirror: RawClient, real: R
         compare(endpoint, target, body, mirror, real, "sweep")
 
 
+def _conditions(endpoint: Endpoint) -> dict[str, tuple[str, str, Any]]:
+    """Ways a request to ``endpoint`` can be wrong, each alone enough to refuse it."""
+    conditions: dict[str, tuple[str, str, Any]] = {}
+    for arg, family in endpoint.args:
+        if family == "vtype":
+            conditions["vtype"] = ("arg", arg, "bogus")
+        elif family == "pool":
+            conditions["pool"] = ("arg", arg, D.MISSING + "pool")
+        else:
+            conditions[f"missing-{arg}"] = ("arg", arg, D.MISSING + "miss")
+            conditions[f"slash-{arg}"] = ("arg", arg, D.MISSING + "%2Fsl")
+    conditions["project"] = ("query", "project=nope", None)
+    conditions["target"] = ("query", "target=nope", None)
+    if endpoint.method == "GET":
+        conditions["filter"] = ("query", "filter=bogus", None)
+    else:
+        conditions["syntax"] = ("body", "", b"{")
+        conditions["empty"] = ("body", "", b"{}")
+    return conditions
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[e.id for e in ENDPOINTS])
+def test_checks_come_in_lxds_order(api: API, mirror: RawClient, real: RawClient,
+                                   endpoint: Endpoint) -> None:
+    """Two things wrong at once (a missing pool and an unknown project, a bad type and a bad
+    body, ...): the fake reports the one LXD checks first."""
+    families = dict(endpoint.args)
+    args = [a for a, _ in endpoint.args]
+    base = {a: (D.REAL_NAMES.get(f) or ["x"])[0] for a, f in endpoint.args}
+    last = args[-1] if args and families[args[-1]] != "vtype" else None
+    conditions = _conditions(endpoint)
+    for first, second in itertools.combinations(sorted(conditions), 2):
+        values = dict(base)
+        if last and not values[last].startswith(D.MISSING):
+            values[last] = D.MISSING + "miss"
+        queries: list[str] = []
+        body = b"{}" if endpoint.writes else b""
+        for name in (first, second):
+            kind, where, what = conditions[name]
+            if kind == "arg":
+                values[where] = what
+            elif kind == "query":
+                queries.append(where)
+            else:
+                body = what
+        if not D.safe_for_real(endpoint, values, body):
+            continue
+        target = (endpoint.fill(values) + ("?" + "&".join(queries) if queries else "")).encode()
+        compare(endpoint, target, body, mirror, real, "order")
+
+
 @st.composite
 def _real_request(draw: st.DrawFn) -> tuple[Endpoint, bytes, bytes]:
     endpoint = draw(st.sampled_from(ENDPOINTS), label="endpoint")
@@ -141,6 +197,33 @@ def test_hostile_requests_match_lxd(api: API, mirror: RawClient, real: RawClient
 
 
 PROFILES = next(e for e in ENDPOINTS if e.id == "POST /1.0/profiles")
+EXEC = next(e for e in ENDPOINTS if e.id == "POST /1.0/instances/<name>/exec")
+
+
+def _would_create(body: bytes) -> bool:
+    try:
+        return bool(decode(body, PROFILES_POST)["name"])
+    except LXDError:
+        return False
+
+
+@fuzz_settings(0.5)
+@given(body=st.one_of(S.bad_json(), S.typed_body(PROFILES)))
+def test_json_bodies_decode_as_in_lxd(api: API, mirror: RawClient, real: RawClient,
+                                      body: bytes) -> None:
+    """Bodies read by json.Decoder (POST /1.0/profiles) and by json.Unmarshal (exec): the
+    fake's decoders (fakeserver.schema) give Go's messages byte for byte."""
+    assume(not _would_create(body))
+    got_fake, got_real = compare(PROFILES, b"/1.0/profiles", body, mirror, real, "json")
+    if got_real.status == 201:  # the fake's decoder refused what Go took: remove it
+        real.send("DELETE", got_real.headers["location"].encode())
+    target = f"/1.0/instances/{D.MISSING}exec/exec".encode()
+    reply = real.send("POST", target, JSON_HEADERS, body)
+    problem = unmarshal_error(body)
+    if problem:
+        assert (reply.status, D._error(reply)) == (400, problem), body  # noqa: SLF001
+    else:
+        assert D._error(reply) != "" and "JSON input" not in D._error(reply), body  # noqa: SLF001
 
 
 @fuzz_settings(0.1)
