@@ -198,6 +198,8 @@ class _Reply:
             elif lower == "connection":
                 close = close or value.strip().lower() == "close"
                 continue
+            elif lower == "transfer-encoding":
+                continue  # the framing is the server's to choose
             lines.append(f"{key}: {value}")
         if not self.no_body and self.length is None:
             if handler.request_version == "HTTP/1.1":
@@ -427,6 +429,9 @@ class _Listener(ThreadedWSGIServer):
             super().server_bind()
         except OSError as exc:
             raise _BindError(exc) from exc
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: a client that fails the TLS handshake or vanishes is not the fake's bug."""
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
