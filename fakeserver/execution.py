@@ -13,13 +13,19 @@ leads to decides what runs:
 Built-ins: ``echo``, ``cat``, ``true``, ``false``, ``ls`` (``-1 -a -A -l -d``), ``mkdir`` (``-p
 -m``), ``rm`` (``-r -R -f``), ``touch``, ``env`` (``-i -u``, ``NAME=value``, a command),
 ``pwd``, ``hostname``, ``sleep`` (ends early when the command is killed), ``test``/``[``,
-``busybox`` and ``sh``/``ash``. The shell runs ``sh -c "<script>"``, ``sh <file>`` and a
-script on stdin: ``;``, ``&&``, ``||``, ``!``, pipes (buffered, one stage after the other),
-newlines, comments, quoting, ``$VAR ${VAR} ${VAR:-x} ${#VAR} $? $# $@ $* $0..$9``, ``$(...)``,
-``*?[`` globs, assignments (``A=1``, ``A=1 cmd``), redirections (``> >> < 2> 2>&1 >&2``,
-``/dev/null``), ``if/elif/else``, ``while``/``until``, ``for``, ``{ }`` and ``( )``, and the
-builtins ``cd exit export unset read set shift :``. Anything else (``case``, functions,
-here-documents, backquotes, ``$((...))``, ``&``) fails with ``sh: lxd-fake: ...`` and exit 2.
+``grep`` (``-c -v -i -q -n -x -w -E -F -l``), ``head``, ``tail``, ``wc``, ``sort``, ``tee``,
+``cp``, ``mv``, ``ln``, ``chmod``, ``readlink``, ``basename``, ``dirname``, ``id``,
+``whoami``, ``seq``, ``printf``, ``busybox`` and ``sh``/``ash``.
+
+The shell runs ``sh -c "<script>"``, ``sh <file>`` and commands read from stdin (on a
+terminal with ash's greeting and prompt): ``;``, ``&&``, ``||``, ``!``, pipes (buffered, one
+stage after the other), newlines, comments, quoting, ``$VAR ${VAR} ${VAR:-x} ${#VAR} $? $# $@
+$* $0..$9``, ``$(...)`` and backquotes, ``$((...))``, ``*?[`` globs, assignments (``A=1``,
+``A=1 cmd``), redirections (``> >> < 2> 2>&1 >&2 /dev/null``), here-documents (``<<``,
+``<<-``, quoted delimiters), ``if/elif/else``, ``while``/``until``, ``for``, ``{ }`` and
+``( )``, and the builtins ``cd exit export unset read set shift eval exec . :``. Anything else
+(``case``, functions, background jobs ``&``) fails with ``sh: lxd-fake: unsupported shell
+syntax: ...`` and exit 2.
 Messages are busybox 1.35's (``sh: nope: not found``, ``cat: can't open '/x': No such file or
 directory``).
 
@@ -1112,6 +1118,465 @@ def _grep(call: Call) -> int:
     if status == 2 and not found_any:
         return 2
     return 0 if found_any else 1
+
+
+def _lines_of(call: Call, names: list[str], applet: str) -> list[tuple[str, bytes]] | None:
+    """``(name, content)`` of each file (``-`` or none: stdin); None after an error."""
+    out = []
+    failed = False
+    for name in names or ["-"]:
+        if name == "-":
+            out.append(("-", call.stdin.read_all()))
+            continue
+        try:
+            with call.lock:
+                out.append((name, call.fs().read(name, call.cwd)))
+        except FSError as exc:
+            if exc.code == "EISDIR":
+                call.complain(f"{applet}: read error: Is a directory\n")
+            else:
+                call.complain(f"{applet}: can't open '{name}': {exc.c_text}\n")
+            failed = True
+    return None if failed and not out else out
+
+
+def _count_option(call: Call, default: int = 10) -> tuple[int, list[str], bool] | None:
+    """``-n N`` / ``-N`` of head and tail: (count, files, from_start for ``tail -n +N``)."""
+    args = call.argv[1:]
+    count, rest, plus = default, [], False
+    while args:
+        arg = args.pop(0)
+        value = None
+        if arg == "-n" and args:
+            value = args.pop(0)
+        elif arg.startswith("-n"):
+            value = arg[2:]
+        elif re.fullmatch(r"-\d+", arg):
+            value = arg[1:]
+        else:
+            rest.append(arg)
+            continue
+        plus = value.startswith("+")
+        if not value.lstrip("+-").isdigit():
+            call.complain(f"{call.name}: invalid number '{value}'\n")
+            return None
+        count = int(value.lstrip("+-"))
+    return count, rest, plus
+
+
+@applet("head")
+def _head(call: Call) -> int:
+    parsed = _count_option(call)
+    if parsed is None:
+        return 1
+    count, names, _ = parsed
+    sources = _lines_of(call, names, "head")
+    if sources is None:
+        return 1
+    for index, (name, data) in enumerate(sources):
+        if len(sources) > 1:
+            call.say(("\n" if index else "") + f"==> {name} <==\n")
+        call.out(b"".join(data.splitlines(keepends=True)[:count]))
+    return 0
+
+
+@applet("tail")
+def _tail(call: Call) -> int:
+    parsed = _count_option(call)
+    if parsed is None:
+        return 1
+    count, names, from_start = parsed
+    sources = _lines_of(call, names, "tail")
+    if sources is None:
+        return 1
+    for index, (name, data) in enumerate(sources):
+        if len(sources) > 1:
+            call.say(("\n" if index else "") + f"==> {name} <==\n")
+        lines = data.splitlines(keepends=True)
+        chosen = lines[max(count - 1, 0):] if from_start else (lines[-count:] if count else [])
+        call.out(b"".join(chosen))
+    return 0
+
+
+@applet("wc")
+def _wc(call: Call) -> int:
+    parsed = _flags(call, "lwcm")
+    if parsed is None:
+        return 1
+    flags, _, names = parsed
+    sources = _lines_of(call, names, "wc")
+    if sources is None:
+        return 1
+    wanted = [f for f in "lwc" if f in flags or (f == "c" and "m" in flags)] or ["l", "w", "c"]
+    totals = {"l": 0, "w": 0, "c": 0}
+    for name, data in sources:
+        counts = {"l": data.count(b"\n"), "w": len(data.split()), "c": len(data)}
+        for key in totals:
+            totals[key] += counts[key]
+        numbers = [counts[f] for f in wanted]
+        text = " ".join(f"{n:9d}" if len(wanted) > 1 else str(n) for n in numbers)
+        call.say(text + (f" {name}" if name != "-" else "") + "\n")
+    if len(sources) > 1:
+        call.say(" ".join(f"{totals[f]:9d}" if len(wanted) > 1 else str(totals[f])
+                          for f in wanted) + " total\n")
+    return 0
+
+
+@applet("sort")
+def _sort(call: Call) -> int:
+    parsed = _flags(call, "rnuf")
+    if parsed is None:
+        return 1
+    flags, _, names = parsed
+    sources = _lines_of(call, names, "sort")
+    if sources is None:
+        return 1
+    lines = [line for _, data in sources for line in data.splitlines()]
+
+    def key(line: bytes) -> Any:
+        if "n" in flags:
+            match = re.match(rb"\s*(-?\d+(?:\.\d*)?)", line)
+            return (float(match.group(1)) if match else 0.0, line)
+        return line.lower() if "f" in flags else line
+
+    lines.sort(key=key, reverse="r" in flags)
+    if "u" in flags:
+        unique: list[bytes] = []
+        for line in lines:
+            if not unique or key(unique[-1]) != key(line):
+                unique.append(line)
+        lines = unique
+    call.out(b"".join(line + b"\n" for line in lines))
+    return 0
+
+
+@applet("tee")
+def _tee(call: Call) -> int:
+    parsed = _flags(call, "ai")
+    if parsed is None:
+        return 1
+    flags, _, names = parsed
+    data = call.stdin.read_all()
+    call.out(data)
+    status = 0
+    for name in names:
+        try:
+            with call.lock:
+                call.fs().write(name, data, append="a" in flags, uid=call.process.uid,
+                                gid=call.process.gid, cwd=call.cwd)
+        except FSError as exc:
+            call.complain(f"tee: {name}: {exc.c_text}\n")
+            status = 1
+    return status
+
+
+@applet("basename")
+def _basename(call: Call) -> int:
+    args = call.argv[1:]
+    if not args:
+        call.complain(BANNER + "Usage: basename FILE [SUFFIX]\n\nStrip directory path and "
+                      "SUFFIX from FILE\n")
+        return 1
+    base = args[0].rstrip("/").rsplit("/", 1)[-1] or ("/" if args[0].startswith("/") else "")
+    if len(args) > 1 and base != args[1] and base.endswith(args[1]):
+        base = base[:-len(args[1])]
+    call.say(base + "\n")
+    return 0
+
+
+@applet("dirname")
+def _dirname(call: Call) -> int:
+    args = call.argv[1:]
+    if not args:
+        call.complain(BANNER + "Usage: dirname FILENAME\n\nStrip non-directory suffix from "
+                      "FILENAME\n")
+        return 1
+    path = args[0].rstrip("/") or "/"
+    head = path.rsplit("/", 1)[0] if "/" in path else "."
+    call.say((head.rstrip("/") or "/") + "\n")
+    return 0
+
+
+@applet("id")
+def _id(call: Call) -> int:
+    uid, gid = call.process.uid, call.process.gid
+    names = {0: "root", 65534: "nobody"}
+    groups = {0: "root", 65534: "nogroup"}
+    if "-u" in call.argv[1:]:
+        call.say(f"{uid}\n")
+    elif "-g" in call.argv[1:]:
+        call.say(f"{gid}\n")
+    else:
+        user = f"uid={uid}" + (f"({names[uid]})" if uid in names else "")
+        group = f"gid={gid}" + (f"({groups[gid]})" if gid in groups else "")
+        call.say(f"{user} {group}\n")
+    return 0
+
+
+@applet("whoami")
+def _whoami(call: Call) -> int:
+    uid = call.process.uid
+    if uid in (0, 65534):
+        call.say({0: "root", 65534: "nobody"}[uid] + "\n")
+        return 0
+    call.complain(f"whoami: unknown uid {uid}\n")
+    return 1
+
+
+@applet("chmod")
+def _chmod(call: Call) -> int:
+    args = call.argv[1:]
+    recursive = bool(args) and args[0] == "-R"
+    if recursive:
+        args = args[1:]
+    if len(args) < 2:
+        call.complain(BANNER + "Usage: chmod [-Rcvf] MODE[,MODE]... FILE...\n")
+        return 1
+    mode_text, names = args[0], args[1:]
+    status = 0
+    for name in names:
+        try:
+            with call.lock:
+                fs = call.fs()
+                found = fs.stat(name, call.cwd)
+                entry = found.entry
+                assert entry is not None
+                mode = _chmod_mode(mode_text, entry.mode, entry.type == "directory")
+                if mode is None:
+                    call.complain(f"chmod: invalid mode '{mode_text}'\n")
+                    return 1
+                fs.chmod(found.path, mode)
+        except FSError as exc:
+            call.complain(f"chmod: {name}: {exc.c_text}\n")
+            status = 1
+    return status
+
+
+def _chmod_mode(text: str, current: int, directory: bool) -> int | None:
+    """An octal mode, or symbolic clauses (``u+x``, ``go-w``, ``a=r``, ``+x``)."""
+    if re.fullmatch(r"[0-7]{1,4}", text):
+        return int(text, 8)
+    mode = current & 0o7777
+    for clause in text.split(","):
+        match = re.fullmatch(r"([ugoa]*)([-+=])([rwxXst]*)", clause)
+        if match is None:
+            return None
+        who, op, perms = match.groups()
+        mask = 0
+        for char in who or "a":
+            mask |= {"u": 0o4700, "g": 0o2070, "o": 0o1007, "a": 0o7777}[char]
+        bits = 0
+        for char in perms:
+            if char == "X" and not (directory or mode & 0o111):
+                continue
+            bits |= {"r": 0o444, "w": 0o222, "x": 0o111, "X": 0o111, "s": 0o6000,
+                     "t": 0o1000}[char]
+        bits &= mask
+        if op == "+":
+            mode |= bits
+        elif op == "-":
+            mode &= ~bits
+        else:
+            mode = (mode & ~(mask & 0o777)) | bits
+    return mode
+
+
+@applet("ln")
+def _ln(call: Call) -> int:
+    parsed = _flags(call, "sfnv")
+    if parsed is None:
+        return 1
+    flags, _, args = parsed
+    if len(args) != 2:
+        call.complain(BANNER + "Usage: ln [-sfnbtv] [-S SUF] TARGET... LINK|DIR\n")
+        return 1
+    target, link = args
+    try:
+        with call.lock:
+            fs = call.fs()
+            found = fs.resolve(link, call.cwd)
+            if found.entry is not None and found.entry.type == "directory":
+                link = posixpath.join(link, posixpath.basename(target.rstrip("/")))
+            if "f" in flags and fs.exists(link, call.cwd) or fs.resolve(
+                    link, call.cwd, follow=False).entry is not None and "f" in flags:
+                fs.unlink(link, call.cwd)
+            if "s" in flags:
+                fs.symlink(target, link, cwd=call.cwd)
+            else:
+                data = fs.read(target, call.cwd)
+                entry = fs.stat(target, call.cwd).entry
+                assert entry is not None
+                if fs.resolve(link, call.cwd, follow=False).entry is not None:
+                    raise FSError("EEXIST", link)
+                fs.write(link, data, mode=entry.mode, uid=entry.uid, gid=entry.gid,
+                         cwd=call.cwd)
+    except FSError as exc:
+        call.complain(f"ln: {link}: {exc.c_text}\n")
+        return 1
+    return 0
+
+
+def _copy(call: Call, source: str, dest: str, recursive: bool, move: bool) -> None:
+    fs = call.fs()
+    found = fs.lstat(source, call.cwd)
+    entry = found.entry
+    assert entry is not None
+    target = fs.resolve(dest, call.cwd)
+    if target.entry is not None and target.entry.type == "directory":
+        dest = posixpath.join(dest, posixpath.basename(found.path))
+        target = fs.resolve(dest, call.cwd)
+    if entry.type == "directory":
+        if not recursive and not move:
+            raise _Omit(source)
+        if target.entry is None:
+            fs.mkdir(dest, mode=entry.mode, uid=entry.uid, gid=entry.gid, cwd=call.cwd)
+        for name in fs.listdir(found.path):
+            _copy(call, posixpath.join(found.path, name), posixpath.join(
+                fs.resolve(dest, call.cwd).path, name), True, False)
+    elif entry.type == "symlink" and (recursive or move):
+        fs.symlink(entry.target, dest, cwd=call.cwd)
+    else:
+        data = fs.read(source, call.cwd)
+        fs.write(dest, data, mode=entry.mode if move else entry.mode & 0o777,
+                 uid=entry.uid if move else call.process.uid,
+                 gid=entry.gid if move else call.process.gid, cwd=call.cwd)
+    if move:
+        fs.remove_tree(found.path)
+
+
+class _Omit(Exception):
+    pass
+
+
+@applet("cp")
+def _cp(call: Call) -> int:
+    parsed = _flags(call, "rRapfdPLv")
+    if parsed is None:
+        return 1
+    flags, _, args = parsed
+    if len(args) < 2:
+        call.complain(BANNER + "Usage: cp [-arPLHpfinlsTu] SOURCE DEST\n")
+        return 1
+    status = 0
+    for source in args[:-1]:
+        try:
+            with call.lock:
+                _copy(call, source, args[-1], bool(flags & {"r", "R", "a"}), False)
+        except _Omit:
+            call.complain(f"cp: omitting directory '{source}'\n")
+            status = 1
+        except FSError as exc:
+            call.complain(f"cp: can't stat '{source}': {exc.c_text}\n" if exc.code == "ENOENT"
+                          else f"cp: can't create '{args[-1]}': {exc.c_text}\n")
+            status = 1
+    return status
+
+
+@applet("mv")
+def _mv(call: Call) -> int:
+    parsed = _flags(call, "fin")
+    if parsed is None:
+        return 1
+    _, _, args = parsed
+    if len(args) < 2:
+        call.complain(BANNER + "Usage: mv [-fin] SOURCE DEST\n")
+        return 1
+    status = 0
+    for source in args[:-1]:
+        try:
+            with call.lock:
+                _copy(call, source, args[-1], True, True)
+        except FSError as exc:
+            call.complain(f"mv: can't rename '{source}': {exc.c_text}\n")
+            status = 1
+    return status
+
+
+@applet("readlink")
+def _readlink(call: Call) -> int:
+    args = [a for a in call.argv[1:] if not a.startswith("-")]
+    canonical = any(a in ("-f", "-e", "-m") for a in call.argv[1:])
+    if not args:
+        return 1
+    try:
+        with call.lock:
+            fs = call.fs()
+            if canonical:
+                call.say(fs.resolve(args[0], call.cwd).path + "\n")
+                return 0
+            entry = fs.lstat(args[0], call.cwd).entry
+    except FSError:
+        return 1
+    if entry is None or entry.type != "symlink":
+        return 1
+    call.say(entry.target + "\n")
+    return 0
+
+
+@applet("seq")
+def _seq(call: Call) -> int:
+    try:
+        numbers = [int(a) for a in call.argv[1:]]
+    except ValueError as exc:
+        call.complain(f"seq: invalid number '{str(exc).split()[-1].strip(chr(39))}'\n")
+        return 1
+    if not 1 <= len(numbers) <= 3:
+        call.complain(BANNER + "Usage: seq [-w] [-s SEP] [FIRST [INC]] LAST\n")
+        return 1
+    first, step, last = (1, 1, numbers[0]) if len(numbers) == 1 else (
+        (numbers[0], 1, numbers[1]) if len(numbers) == 2 else tuple(numbers))
+    if step == 0:
+        return 0
+    values = range(first, last + (1 if step > 0 else -1), step)
+    call.say("".join(f"{v}\n" for v in values))
+    return 0
+
+
+_PRINTF_SPEC = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d+))?([diouxXcs%b])")
+
+
+@applet("printf")
+def _printf(call: Call) -> int:
+    args = call.argv[1:]
+    if not args:
+        call.complain(BANNER + "Usage: printf FORMAT [ARG]...\n")
+        return 1
+    fmt, values = args[0], args[1:]
+    out: list[str] = []
+    status = 0
+    while True:
+        consumed = 0
+        batch = list(values)
+
+        def spec(match: re.Match[str], batch: list[str] = batch) -> str:
+            nonlocal consumed, status
+            flags, width, precision, kind = match.groups()
+            if kind == "%":
+                return "%"
+            value = batch[consumed] if consumed < len(batch) else ""
+            consumed += 1
+            if kind in "diouxX":
+                try:
+                    number = int(value or "0", 0)
+                except ValueError:
+                    call.complain(f"printf: invalid number '{value}'\n")
+                    status = 1
+                    number = 0
+                kind = {"i": "d", "u": "d"}.get(kind, kind)
+                return f"%{flags}{width}{kind}" % number
+            if kind == "c":
+                return value[:1]
+            if kind == "b":
+                return _unescape(value)[0]
+            text = value if precision is None else value[:int(precision)]
+            return f"%{flags}{width}s" % text
+
+        out.append(_unescape(_PRINTF_SPEC.sub(spec, fmt))[0])
+        values = values[consumed:]
+        if not values or not consumed:
+            break
+    call.say("".join(out))
+    return status
 
 
 @applet("sh", "ash")

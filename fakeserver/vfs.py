@@ -321,6 +321,11 @@ class FS:
         self._touch_parent(found.path, time.time_ns())
         return found.path
 
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits of the canonical ``path``."""
+        entry = self.tree[path]
+        self._store(path, dataclasses.replace(entry, mode=mode & 0o7777))
+
     def touch(self, path: str, cwd: str = "/") -> str:
         """``touch``: create an empty file, or bump the time of what is there."""
         found = self.resolve(path, cwd, follow=True)

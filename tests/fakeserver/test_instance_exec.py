@@ -648,6 +648,49 @@ COMMANDS = [
     (["test", "1", "-eq", "x"], 2, "", "test: x: bad number\n"),
     (["[", "a"], 2, "", "[: missing ]\n"),
     (["echo", "-e", "a\\cb"], 0, "a", ""),
+    (["head", "-n", "2", "/etc/passwd"],
+     0, "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", ""),
+    (["head", "-1", "/etc/hosts"], 0, "127.0.0.1\tlocalhost\n", ""),
+    (["tail", "-n", "1", "/etc/hosts"], 0, "::1\tlocalhost\n", ""),
+    (["tail", "-n", "+2", "/etc/hosts"], 0, "::1\tlocalhost\n", ""),
+    (["sh", "-c", "cat /etc/passwd | head -n 1"], 0, "root:x:0:0:root:/root:/bin/sh\n", ""),
+    (["wc", "-l", "/etc/passwd"], 0, "2 /etc/passwd\n", ""),
+    (["sh", "-c", "wc -l < /etc/passwd"], 0, "2\n", ""),
+    (["sh", "-c", "echo a b c | wc -w"], 0, "3\n", ""),
+    (["sh", "-c", "printf 'b\\na\\nc\\n' | sort"], 0, "a\nb\nc\n", ""),
+    (["sh", "-c", "printf '10\\n9\\n100\\n' | sort -n"], 0, "9\n10\n100\n", ""),
+    (["sh", "-c", "printf 'b\\na\\nb\\n' | sort -u -r"], 0, "b\na\n", ""),
+    (["sh", "-c", "echo hi | tee /srv/tee1; cat /srv/tee1"], 0, "hi\nhi\n", ""),
+    (["basename", "/a/b/c.txt", ".txt"], 0, "c\n", ""),
+    (["basename", "/"], 0, "/\n", ""),
+    (["dirname", "/a/b/c"], 0, "/a/b\n", ""),
+    (["dirname", "c"], 0, ".\n", ""),
+    (["dirname", "/a/"], 0, "/\n", ""),
+    (["id", "-u"], 0, "0\n", ""),
+    (["whoami"], 0, "root\n", ""),
+    (["sh", "-c", "ln -s /etc/hostname /srv/lnk; readlink /srv/lnk; cat /srv/lnk"],
+     0, "/etc/hostname\nbusybox\n", ""),
+    (["sh", "-c", "cp /etc/hostname /srv/cp1; cat /srv/cp1; cp /etc /srv/e2"],
+     1, "busybox\n", "cp: omitting directory '/etc'\n"),
+    (["sh", "-c", "mkdir /srv/d; cp /etc/hosts /srv/d; ls /srv/d; "
+                  "cp -r /etc/init.d /srv/d/; ls /srv/d"],
+     0, "hosts\nhosts\ninit.d\n", ""),
+    (["sh", "-c", "echo m > /srv/m1; mv /srv/m1 /srv/m2; cat /srv/m2; ls /srv/m1"],
+     1, "m\n", "ls: /srv/m1: No such file or directory\n"),
+    (["cp", "/nope", "/srv/"], 1, "", "cp: can't stat '/nope': No such file or directory\n"),
+    (["seq", "3"], 0, "1\n2\n3\n", ""),
+    (["seq", "2", "5"], 0, "2\n3\n4\n5\n", ""),
+    (["seq", "5", "-2", "1"], 0, "5\n3\n1\n", ""),
+    (["printf", "%s-%d\\n", "a", "5", "b", "6"], 0, "a-5\nb-6\n", ""),
+    (["printf", "%5s|%-3s|\\n", "ab", "c"], 0, "   ab|c  |\n", ""),
+    (["printf", "%x %o %c\\n", "255", "8", "xyz"], 0, "ff 10 x\n", ""),
+    (["sh", "-c", "readlink -f /bin/sh"], 0, "/bin/busybox\n", ""),
+    (["ln", "/etc/hostname", "/srv/hard"], 0, "", ""),
+    (["sh", "-c", "ln -s a /srv/sl; ln -s b /srv/sl"], 1, "", "ln: /srv/sl: File exists\n"),
+    (["mv", "/nope", "/srv/z"], 1, "", "mv: can't rename '/nope': No such file or directory\n"),
+    (["wc", "/etc/hosts", "/etc/passwd"], 0, "        2         4        34 /etc/hosts\n"
+     "        2         2        82 /etc/passwd\n        4         6       116 total\n", ""),
+    (["id"], 0, "uid=0(root) gid=0(root)\n", ""),
     (["sh", "-c", "echo 'a b' | while read x y; do echo $y $x; done"], 0, "b a\n", ""),
     (["sh", "-c", "i=; until [ \"$i\" = xxx ]; do i=x$i; done; echo $i"], 0, "xxx\n", ""),
 ]
@@ -827,6 +870,17 @@ def test_exec_handler_variants(api: API, inst: str) -> None:
     assert final["metadata"]["return"] == 1 and err == b"broken: RuntimeError: handler bug\n"
     fake.reset()  # handlers are forgotten with the rest
     assert "stream" not in fake.exec_handlers
+
+
+@pytest.mark.fake_only
+def test_unsupported_shell_syntax_says_so(api: API, inst: str) -> None:
+    """Constructs the fake's sh does not run end with a clear message and exit 2."""
+    for script, what in (("case a in a) echo A;; esac", "'case'"),
+                         ("f() { echo fn; }; f", "function definitions"),
+                         ("sleep 1 & wait", "background jobs (&)")):
+        op, out, err = task(api, inst, ["sh", "-c", script])
+        assert (op["metadata"]["return"], out) == (2, b"")
+        assert err == f"sh: lxd-fake: unsupported shell syntax: {what}\n".encode()
 
 
 @pytest.mark.fake_only
