@@ -489,7 +489,8 @@ def exec_post(ctx: Ctx, name: str, prefix: str) -> Response:
         cwd = _working_directory(fs, body["cwd"] or env.get("HOME", "/"))
         session = ExecSession(ctx, record, body, env, cwd, user, group)
     op = ctx.ops.create("Executing command", None, project=ctx.project,
-                        resources=instances.op_resources(name, ctx.project),
+                        # LXD 5.0.2 names the instance without ?project= here
+                        resources=instances.op_resources(name, "default"),
                         cls="websocket" if session.websockets else "task",
                         metadata=session.metadata(),
                         connect=session.connect if session.websockets else None)

@@ -535,6 +535,40 @@ def test_lifecycle_and_operation_events(api: API, inst: str) -> None:
                     "context": {"command": ["echo", "hi"]}}
 
 
+def test_exec_and_files_in_a_project(api: API) -> None:
+    project = unique("ep")
+    reply = api.post("/1.0/projects", {"name": project, "config": {
+        "features.images": "false", "features.profiles": "false"}})
+    assert reply.status == 201, reply
+    api.delete_later(f"/1.0/projects/{project}")
+    papi = api.in_project(project)
+    if api.is_fake:
+        papi.server = api.server  # type: ignore[attr-defined]
+    name = started(papi)
+    events = Events(api, project)
+    try:
+        time.sleep(0.2)
+        reply = papi.post(f"/1.0/instances/{name}/exec",
+                          {"command": ["echo", "hi"], "record-output": True})
+        assert reply.status == 202, reply
+        # The operation's resources carry no ?project= (the events' sources do).
+        assert reply.metadata["resources"] == {"containers": [f"/1.0/containers/{name}"],
+                                               "instances": [f"/1.0/instances/{name}"]}
+        op = finish(papi, reply.metadata)
+        stdout = op["metadata"]["output"]["1"]
+        assert stdout == f"/1.0/instances/{name}/logs/exec_{op['id']}.stdout"
+        assert papi.get(stdout).raw == b"hi\n"
+        assert api.get(stdout).status == 404, "the log is the project's"
+        papi.request("POST", f"/1.0/instances/{name}/files", params={"path": "/srv/x"},
+                     data=b"x")
+        source = f"/1.0/instances/{name}?project={project}"
+        assert events.wait("instance-exec", source)["metadata"]["source"] == source
+        assert events.wait("instance-file-pushed", source)["project"] == project
+    finally:
+        events.close()
+    assert api.post(f"/1.0/instances/{name}/exec", {"command": ["true"]}).status == 404
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 COMMANDS = [
@@ -819,6 +853,28 @@ def test_exec_over_tls(api: API, inst: str, tls_client: ClientCert) -> None:
     final = tls_api.get(f"/1.0/operations/{op['id']}/wait", params={"timeout": 30}).metadata
     assert final["metadata"]["return"] == 0
     assert b"".join(out) == b"over tls\ndone\n"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_pylxd_execute_over_https(api: API, inst: str, tls_client: ClientCert, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """pylxd over HTTPS with a trusted client certificate: its exec websockets are wss."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    body = tls_client.pem.decode().split("-----")[2]
+    reply = api.post("/1.0/certificates", {"type": "client", "name": unique("exp"),
+                                           "certificate": "".join(body.split())})
+    assert reply.status in (200, 201), reply
+    api.delete_later(f"/1.0/certificates/{tls_client.fingerprint}")
+    server_cert = tmp_path / "server.crt"
+    server_cert.write_text(api.get("/1.0").metadata["environment"]["certificate"])
+    client = pylxd.Client(endpoint=https_base(api), cert=tls_client.pair,
+                          verify=str(server_cert))
+    assert client.trusted
+    result = client.instances.get(inst).execute(["sh", "-c", "cat; hostname"],
+                                                stdin_payload="secure\n")
+    assert tuple(result) == (0, f"secure\n{inst}\n", "")
 
 
 # -- handlers (fake only) -----------------------------------------------------------------------
