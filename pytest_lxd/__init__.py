@@ -16,6 +16,7 @@ from .exceptions import (
     OperationFailed,
     OperationTimeout,
 )
+from .execute import ExecuteResult, ExecuteTimeout
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,8 @@ __all__ = [
     "ETagMismatch",
     "Event",
     "EventType",
+    "ExecuteResult",
+    "ExecuteTimeout",
     "LXDAPIException",
     "LXDAPIExtensionNotAvailable",
     "NotFound",

@@ -26,6 +26,8 @@ from . import exceptions
 from .events import EventStream, EventType
 from .models.certificate import CertificateManager
 from .models.cluster import ClusterManager
+from .models.image import ImageManager
+from .models.instance import ContainerManager, InstanceManager, VirtualMachineManager
 from .models.network import NetworkManager
 from .models.operation import OperationManager
 from .models.profile import ProfileManager
@@ -165,11 +167,15 @@ class Client:
 
         self.certificates = CertificateManager(self)
         self.cluster = ClusterManager(self)
+        self.containers = ContainerManager(self)
+        self.images = ImageManager(self)
+        self.instances = InstanceManager(self)
         self.networks = NetworkManager(self)
         self.operations = OperationManager(self)
         self.profiles = ProfileManager(self)
         self.projects = ProjectManager(self)
         self.storage_pools = StoragePoolManager(self)
+        self.virtual_machines = VirtualMachineManager(self)
         self.warnings = WarningManager(self)
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -9,10 +9,24 @@ from .cluster import (
     ClusterMember,
     ClusterMemberManager,
 )
+from .image import Image, ImageAlias, ImageAliasManager, ImageManager
+from .instance import (
+    Container,
+    ContainerManager,
+    FileStat,
+    Instance,
+    InstanceFiles,
+    InstanceLogManager,
+    InstanceManager,
+    InstanceState,
+    VirtualMachine,
+    VirtualMachineManager,
+)
 from .network import Network, NetworkForward, NetworkForwardManager, NetworkManager, NetworkState
 from .operation import Operation, OperationManager
 from .profile import Profile, ProfileManager
 from .project import Project, ProjectManager
+from .snapshot import Snapshot, SnapshotManager
 from .storage import (
     StoragePool,
     StoragePoolManager,
@@ -34,6 +48,18 @@ __all__ = [
     "ClusterManager",
     "ClusterMember",
     "ClusterMemberManager",
+    "Container",
+    "ContainerManager",
+    "FileStat",
+    "Image",
+    "ImageAlias",
+    "ImageAliasManager",
+    "ImageManager",
+    "Instance",
+    "InstanceFiles",
+    "InstanceLogManager",
+    "InstanceManager",
+    "InstanceState",
     "Manager",
     "Model",
     "Network",
@@ -47,6 +73,8 @@ __all__ = [
     "ProfileManager",
     "Project",
     "ProjectManager",
+    "Snapshot",
+    "SnapshotManager",
     "StoragePool",
     "StoragePoolManager",
     "StorageResources",
@@ -55,6 +83,8 @@ __all__ = [
     "StorageVolumeManager",
     "StorageVolumeSnapshot",
     "StorageVolumeSnapshotManager",
+    "VirtualMachine",
+    "VirtualMachineManager",
     "Warning",
     "WarningManager",
 ]

@@ -1,4 +1,4 @@
-"""pylxd's "Getting started" flow, unchanged but for the import (instances come later).
+"""pylxd's "Getting started" flow, unchanged but for the import: profiles, storage, instances.
 
 A pylxd user switches with ``from pytest_lxd import Client``: the same calls, the same
 attribute names, ``dirty``/``rollback()``/``save(wait=True)`` behaving as the docs say.
@@ -63,3 +63,49 @@ def test_getting_started(lxd: LXDEnv) -> None:
     volume.delete(wait=True)
     profile.delete(wait=True)
     assert not client.profiles.exists(name)
+
+
+def test_getting_started_instances(lxd: LXDEnv) -> None:
+    """The instance half of pylxd's "Getting started" page."""
+    from .instance_helpers import remove_later, with_busybox
+
+    with_busybox(lxd)
+    client = Client(endpoint=lxd.socket_path)
+    lxd.clients.append(client)
+    assert isinstance(client.containers.all(), list)
+
+    name = lxd.unique("gs")
+    remove_later(lxd, name)
+    config = {"name": name, "source": {"type": "image", "alias": "busybox"}}
+    container = client.containers.create(config, wait=True)
+    assert container in client.containers.all()
+    assert client.containers.get(name).status == "Stopped"
+
+    # Background operations: wait=True returns once LXD is done.
+    container.start(wait=True)
+    assert container.status == "Running"
+    container.freeze(wait=True)
+    assert container.status == "Frozen"
+    container.unfreeze(wait=True)
+
+    # Change attributes, see them dirty, roll back.
+    container.description = "getting started"
+    container.config["user.note"] = "hello"
+    assert container.dirty
+    container.rollback()
+    assert not container.dirty and container.description == ""
+    assert "user.note" not in container.config
+
+    # Change again and save (instance updates run in the background: wait=True).
+    container.description = "getting started"
+    container.config["user.note"] = "hello"
+    container.save(wait=True)
+    assert not container.dirty
+    again = client.containers.get(name)
+    assert again.description == "getting started" and again.config["user.note"] == "hello"
+
+    exit_code, stdout, stderr = container.execute(["echo", "hello"])
+    assert (exit_code, stdout, stderr) == (0, "hello\n", "")
+    container.stop(wait=True)
+    container.delete(wait=True)
+    assert not client.containers.exists(name)
