@@ -25,6 +25,8 @@ a ``task`` operation with no stdin; with ``record-output`` the output goes to th
 ``instance-exec`` (context ``command``, no requestor) marks the start.
 
 Commands run on their own thread (not an operation worker) through :mod:`fakeserver.execution`.
+Stopping the instance kills them (return 137, as LXD); a reset or a stopped server ends them
+too. Divergence: freezing the instance does not pause them.
 """
 
 from __future__ import annotations
@@ -205,7 +207,8 @@ class ExecSession:
                          daemon=True).start()
 
     def _gone(self) -> bool:
-        return self.op is None or self.op.final
+        """The command must die: its operation ended (a reset) or the instance stopped."""
+        return self.op is None or self.op.final or self.record.get("status") == "Stopped"
 
     def _hub_closed(self) -> None:
         """The server is stopping: end the command and its websockets now."""

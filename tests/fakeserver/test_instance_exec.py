@@ -522,6 +522,22 @@ def test_task_without_output(api: API, inst: str) -> None:
             "Failure", "Failed to retrieve PID of executing child process", None)
 
 
+def test_stopping_the_instance_kills_its_commands(api: API, inst: str) -> None:
+    reply = api.post(f"/1.0/instances/{inst}/exec", {"command": ["sleep", "30"],
+                                                      "record-output": True})
+    assert reply.status == 202
+    result: dict[str, Any] = {}
+    waiter = threading.Thread(target=lambda: result.update(op=finish(api, reply.metadata)))
+    waiter.start()
+    time.sleep(0.5)
+    began = time.monotonic()
+    assert action(api, inst, "stop", force=True)["status"] == "Success"
+    waiter.join(20)
+    assert time.monotonic() - began < 10
+    op = result["op"]
+    assert (op["status"], op["metadata"]["return"]) == ("Success", 137)
+
+
 def test_lifecycle_and_operation_events(api: API, inst: str) -> None:
     events = Events(api)
     try:
