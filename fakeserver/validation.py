@@ -117,16 +117,91 @@ DEVICE_TYPES = {"none", "nic", "disk", "unix-char", "unix-block", "usb", "gpu", 
                 "proxy", "unix-hotplug", "tpm", "pci"}
 
 
-def check_devices(devices: dict[str, dict[str, str]]) -> None:
-    """LXD's device checks that do not depend on the host."""
+class DeviceNotFound(Invalid):
+    """A device names something that does not exist (LXD answers 404 on an update)."""
+
+
+NIC_TYPES = {"physical", "bridged", "macvlan", "ipvlan", "p2p", "routed", "sriov", "ovn"}
+NIC_NEEDS_PARENT = {"physical", "bridged", "macvlan", "ipvlan", "sriov"}
+DISK_KEYS = {"type", "path", "source", "pool", "readonly", "size", "size.state", "recursive",
+             "propagation", "limits.read", "limits.write", "limits.max", "required", "shift",
+             "raw.mount.options", "ceph.cluster_name", "ceph.user_name", "boot.priority",
+             "io.cache"}
+DISK_BOOLEANS = ("readonly", "required", "recursive", "shift")
+
+
+def check_devices(devices: dict[str, dict[str, str]],
+                  networks: tuple[str, set[str]] | None = None) -> None:
+    """LXD's device checks that do not depend on the host (the common ``nic`` and ``disk``
+    rules; other types are checked for their type only).
+
+    ``networks`` is ``(project, names of its managed networks)`` to look NIC networks up in
+    (without it they are not looked up).
+    """
     for name, device in devices.items():
-        prefix = (f"Device validation failed for {go_quote(name)}: Failed loading device "
-                  f"{go_quote(name)}: ")
+        failed = f"Device validation failed for {go_quote(name)}: "
+        loading = f"Failed loading device {go_quote(name)}: "
         dev_type = device.get("type", "")
         if not dev_type:
-            raise Invalid(prefix + "Missing device type in config")
+            raise Invalid(failed + loading + "Missing device type in config")
         if dev_type not in DEVICE_TYPES:
-            raise Invalid(prefix + "Unsupported device type")
+            raise Invalid(failed + loading + "Unsupported device type")
+        try:
+            if dev_type == "nic":
+                _check_nic(device, loading, networks)
+            elif dev_type == "disk":
+                _check_disk(device)
+        except DeviceNotFound as exc:
+            raise DeviceNotFound(failed + str(exc)) from None
+        except Invalid as exc:
+            raise Invalid(failed + str(exc)) from None
+
+
+def _check_nic(device: dict[str, str], loading: str,
+               networks: tuple[str, set[str]] | None) -> None:
+    nictype, net = device.get("nictype", ""), device.get("network", "")
+    if net:
+        for key in ("nictype", "parent"):
+            if device.get(key):
+                raise Invalid(f"Cannot use {go_quote(key)} property in conjunction with "
+                              '"network" property')
+        if networks is not None and net not in networks[1]:
+            raise DeviceNotFound(f"{loading}Failed to load network {go_quote(net)} for project "
+                                 f"{go_quote(networks[0])}: Network not found")
+        return
+    if nictype not in NIC_TYPES:
+        raise Invalid(loading + "Unsupported device type")
+    if nictype == "ovn":
+        raise DeviceNotFound('Error loading network config for "": Network not found')
+    if nictype in NIC_NEEDS_PARENT and not device.get("parent"):
+        raise Invalid('Invalid value for device option "parent": Required value')
+    mtu = device.get("mtu", "")
+    if mtu and not mtu.isdigit():
+        raise Invalid(f'Invalid value for device option "mtu": Invalid MTU {go_quote(mtu)}')
+
+
+def _check_disk(device: dict[str, str]) -> None:
+    for key in device:
+        if key not in DISK_KEYS:
+            raise Invalid(f"Invalid device option {go_quote(key)}")
+    for key in DISK_BOOLEANS:
+        if key in device:
+            try:
+                _bool(device[key])
+            except Invalid as exc:
+                raise Invalid(f"Invalid value for device option {go_quote(key)}: {exc}") \
+                    from None
+    source, path = device.get("source", ""), device.get("path", "")
+    if path == "/":
+        if not device.get("pool"):
+            raise Invalid('Root disk entry must have a "pool" property set')
+        if source:
+            raise Invalid('Root disk entry may not have a "source" property set')
+        return
+    if not source:
+        raise Invalid('Disk entry is missing the required "source" or "path" property')
+    if not device.get("pool") and not source.startswith("/"):
+        raise Invalid("Source path must be absolute for local sources")
 
 
 def check_name(name: str, what: str) -> None:

@@ -13,7 +13,13 @@ from ..gourl import go_quote, url_segment
 from ..responses import LXDError
 from ..schema import DEVICES, MAP_STR, STR, Struct
 from ..state import State
-from ..validation import Invalid, check_devices, check_instance_config, check_name
+from ..validation import (
+    DeviceNotFound,
+    Invalid,
+    check_devices,
+    check_instance_config,
+    check_name,
+)
 from . import route
 
 PROFILES_POST = Struct("ProfilesPost", name=STR, description=STR, config=MAP_STR, devices=DEVICES)
@@ -27,10 +33,17 @@ def new(name: str, description: str = "", config: dict[str, str] | None = None,
             "devices": {k: dict(v) for k, v in (devices or {}).items()}}
 
 
-def validate(config: dict[str, str], devices: dict[str, dict[str, str]]) -> None:
-    """Raise :class:`Invalid` for a bad config key/value or device."""
+def validate(config: dict[str, str], devices: dict[str, dict[str, str]],
+             state: State | None = None, project: str = "default") -> None:
+    """Raise :class:`Invalid` for a bad config key/value or device (with ``state``, NIC
+    networks are looked up among ``project``'s managed networks:
+    :class:`~fakeserver.validation.DeviceNotFound`)."""
     check_instance_config(config)
-    check_devices(devices)
+    networks = None
+    if state is not None:
+        owner = state.owner("networks", project)
+        networks = (owner, set(state.in_project("networks", project)))
+    check_devices(devices, networks)
 
 
 def seed(state: State, items: list[dict[str, Any]]) -> None:
@@ -121,7 +134,7 @@ def create_profile(ctx: Ctx) -> Response:
         if name in (".", ".."):
             raise LXDError(400, f"Invalid profile name {go_quote(name)}")
         try:
-            validate(body["config"], body["devices"])
+            validate(body["config"], body["devices"], ctx.state, ctx.project)
         except Invalid as exc:
             raise LXDError(400, str(exc)) from None
         if name in profiles:
@@ -174,7 +187,9 @@ def update_profile(ctx: Ctx, name: str) -> Response:
             description = (body["description"] if "description" in body.present
                            else profile["description"])
         try:
-            validate(config, devices)
+            validate(config, devices, ctx.state, ctx.project)
+        except DeviceNotFound as exc:
+            raise LXDError(404, str(exc)) from None
         except Invalid as exc:
             raise LXDError(500, str(exc)) from None
         profile.update(new(name, description, config, devices))
