@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from fakeserver import FakeLXD
-from tests.support import API
+from tests.support import API, unique
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -96,7 +96,7 @@ def test_unread_chunked_body_is_drained(conn: UnixConnection) -> None:
 
 
 def test_a_read_body_keeps_the_connection(api: API, conn: UnixConnection) -> None:
-    name = f"ka-{time.monotonic_ns()}"
+    name = unique("ka")
     api.delete_later(f"/1.0/profiles/{name}")
     reply = conn.call("POST", "/1.0/profiles", json.dumps({"name": name}).encode(),
                       {"Content-Type": "application/json"})
