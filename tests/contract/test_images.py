@@ -8,10 +8,6 @@ import pytest
 from pytest_lxd import Client, busybox, exceptions
 from pytest_lxd.backends import LXDBackend
 
-# The client's images landed after the plugin: until they are in a checkout, there is
-# nothing here to run (this goes once they are committed).
-pytest.importorskip("pytest_lxd.models.image", reason="the client has no images yet")
-
 IMAGE = busybox.placeholder_image()
 FINGERPRINT = busybox.fingerprint(IMAGE)
 
