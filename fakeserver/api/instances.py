@@ -34,7 +34,7 @@ from ..app import Ctx
 from ..imagefile import Entry
 from ..operations import Operation, OperationFailed
 from ..responses import EPOCH_TIME, ZERO_TIME, LXDError, go_time
-from ..schema import ANY, BOOL, DEVICES, INT, LIST_STR, MAP_STR, STR, Body, Struct
+from ..schema import ANY, BOOL, DEVICES, INT, LIST_STR, MAP_STR, STR, Body, Struct, first_value
 from ..state import State
 from ..validation import Invalid, check_devices, check_instance_config
 from . import images as images_api
@@ -458,7 +458,7 @@ def create_instance(ctx: Ctx, prefix: str) -> Response:
         raise LXDError(400, f"Bad custom instance type: {body['instance_type']}")
     if body["architecture"] and body["architecture"] not in imagefile.ARCHITECTURES:
         raise LXDError(500, f"Architecture isn't supported: {body['architecture']}")
-    raw = json.loads(ctx.raw_body())
+    raw = first_value(ctx.raw_body())
     sent = raw.get("profiles") if isinstance(raw, dict) else None
     profiles_sent = body["profiles"] if sent is not None else None
     with ctx.state.lock:
@@ -700,7 +700,7 @@ def patch_instance(ctx: Ctx, name: str, prefix: str) -> Response:
         sent = body.present
         profiles = list(body["profiles"]) if "profiles" in sent and body["profiles"] is not None \
             else list(inst["profiles"])
-        raw = json.loads(ctx.raw_body() or b"null") or {}
+        raw = first_value(ctx.raw_body() or b"null") or {}
         if isinstance(raw, dict) and raw.get("profiles") is None:
             profiles = list(inst["profiles"])
         _check_profiles(ctx, profiles)

@@ -175,13 +175,7 @@ def check(world: World, endpoint: Endpoint, reply: RawReply, strategy: str, *,
 
 #: Bugs in modules this suite may not edit, reported to their owners and reproduced one by one
 #: in test_known_bugs.py (strict xfails): (a line of the traceback, what happens).
-KNOWN_TRACEBACKS = [
-    ("raw = json.loads(ctx.raw_body())",
-     "fakeserver/api/instances.py create_instance: json.loads of the raw body fails on what "
-     "Go's Decoder accepts (bytes after the first value, invalid UTF-8 in a string)"),
-    ('raw = json.loads(ctx.raw_body() or b"null") or {}',
-     "fakeserver/api/instances.py patch_instance: the same json.loads of the raw body"),
-]
+KNOWN_TRACEBACKS: list[tuple[str, str]] = []
 
 
 def known_bug(traceback_text: str) -> str | None:

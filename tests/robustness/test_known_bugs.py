@@ -1,33 +1,15 @@
-"""Bugs the fuzzers found in modules this suite does not own, each reproduced on its own.
-
-Every test asserts what LXD 5.0.2 does (and passes on the real host); on the fake it xfails
-while the bug is there and fails loudly once it is fixed, so that its entry in
-``checks.KNOWN_TRACEBACKS`` gets removed and the fuzzers guard the fix.
-"""
+"""Bugs the fuzzers found in the instances module, each reproduced on its own: regression
+tests that assert what LXD 5.0.2 does, on both backends."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests import instancefixtures
-from tests.robustness.checks import KNOWN_TRACEBACKS
 from tests.support import API, Reply, unique
 
 
 def _expect(api: API, reply: Reply, ok: bool, bug: str, traceback: bool = True) -> None:
-    """On the real host ``ok`` must hold; on the fake the bug must still show (an xfail) or
-    the test fails to say it was fixed."""
-    if not api.is_fake:
-        assert ok, reply
-        return
-    server = api.server  # type: ignore[attr-defined]
-    errors = list(server.handler_errors)
-    server.app.handler_errors.clear()  # the api fixture asserts none are left
-    if not ok:
-        if traceback:
-            assert errors and any(line in errors[0] for line, _ in KNOWN_TRACEBACKS), reply
-        pytest.xfail(f"known bug, reported: {bug}")
-    pytest.fail(f"fixed: remove it from checks.KNOWN_TRACEBACKS and this test ({bug})")
+    """Both backends must answer as LXD 5.0.2 does (these were fake bugs, now fixed)."""
+    assert ok, (bug, reply)
 
 
 def test_instance_create_reads_only_the_first_json_value(api: API) -> None:
