@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 import urllib.parse
@@ -212,8 +213,9 @@ class App:
         fingerprint = environ.get("fakeserver.fingerprint")
         if protocol == "unix":
             trusted = True
-        else:
-            trusted = self.server.is_trusted(fingerprint, request.path)
+        else:  # LXD trusts a known certificate only within its validity period
+            trusted = (self.server.is_trusted(fingerprint, request.path)
+                       and _valid_now(environ.get("fakeserver.peer_der")))
         ctx = Ctx(self.server, request, protocol, fingerprint, trusted,
                   environ.get("fakeserver.address", "@"))
         if trusted and protocol != "unix":
@@ -260,3 +262,23 @@ def _go_bad_request() -> Response:
     resp = Response("400 Bad Request", status=400, content_type="text/plain; charset=utf-8")
     resp.headers["Connection"] = "close"
     return resp
+
+
+@functools.lru_cache(maxsize=256)
+def _validity(der: bytes) -> tuple[float, float]:
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    return cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
+
+
+def _valid_now(der: bytes | None) -> bool:
+    """Whether a client certificate is within its validity period (LXD's CheckTrustState
+    refuses an expired or not yet valid one even when its fingerprint is trusted)."""
+    if der is None:
+        return True  # no certificate: the fingerprint check has already failed
+    try:
+        start, end = _validity(der)
+    except ValueError:
+        return False
+    return start <= time.time() <= end

@@ -217,7 +217,7 @@ def add(state: State, cert: x509.Certificate, name: str, cert_type: str = "clien
 
 
 # -- restricted clients ------------------------------------------------------------------
-_ANY_METHOD = re.compile(r"/1\.0/(certificates|operations)(/.*)?")
+_ANY_METHOD = re.compile(r"/1\.0/(certificates|operations)(/.*)?|/1\.0/cluster/groups")
 _GET_ONLY = re.compile(r"/1\.0/(events|resources(/.*)?|cluster(/.*)?|projects"
                        r"|storage-pools(/[^/]+)?(/resources)?)")
 _PROJECT = re.compile(r"/1\.0/projects/([^/]+)(/state)?")
@@ -234,9 +234,13 @@ def check_restricted(ctx: Ctx, item: Route) -> None:
     warnings) is for unrestricted clients only. Routes open to untrusted clients decide in
     their handler (``ctx.restricted``).
     """
-    if item.untrusted:
-        return
     allowed = ctx.restricted or []
+    if item.untrusted:
+        # The image routes serve untrusted clients too: a restricted certificate outside its
+        # projects gets what an untrusted client gets (public images only), as in LXD.
+        if item.path.startswith("/1.0/images") and ctx.project not in allowed:
+            ctx.trusted = False
+        return
     path = ctx.request.path
     reading = ctx.request.method in ("GET", "HEAD")
     if _ANY_METHOD.fullmatch(path) or (reading and _GET_ONLY.fullmatch(path)):
@@ -449,10 +453,10 @@ def _drop_connection(ctx: Ctx) -> Response:
 
 @route("/1.0/certificates/<fingerprint>", "DELETE")
 def delete_certificate(ctx: Ctx, fingerprint: str) -> Response:
+    if ctx.restricted is not None:
+        raise responses.forbidden()  # not even its own certificate, nor a missing one
     with ctx.state.lock:
         cert = lookup(ctx.state, fingerprint)
-        if ctx.restricted is not None:
-            raise responses.forbidden()  # not even its own certificate, in LXD 5.0.2
         del ctx.state.family("certificates")[cert["fingerprint"]]
     _lifecycle(ctx, "certificate-deleted", _url(fingerprint))  # LXD echoes the URL's prefix
     return responses.empty()

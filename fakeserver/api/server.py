@@ -173,3 +173,18 @@ def update_server(ctx: Ctx) -> Response:
             seed_config(ctx.state, changes)
     ctx.lifecycle("config-updated", "/1.0")
     return responses.empty()
+
+
+@route("/1.0/metrics", "GET", untrusted=True)
+def get_metrics(ctx: Ctx) -> Response:
+    """OpenMetrics text. Divergence: the fake has no cgroup counters, so it always answers
+    what LXD 5.0.2 answers with no instance running (``# EOF``)."""
+    with ctx.state.lock:
+        open_metrics = ctx.state.config.get("core.metrics_authentication", "true") == "false"
+    outside = ctx.restricted is not None and ctx.project not in ctx.restricted
+    if (not ctx.trusted and not open_metrics) or outside:
+        raise responses.forbidden()  # a restricted certificate: its projects' metrics only
+    _check_target(ctx)
+    reply = Response("# EOF\n")
+    reply.headers["Content-Type"] = "text/plain"  # no charset, as LXD
+    return reply

@@ -153,7 +153,8 @@ KNOWN: list[Known] = [
     Known("instances: …/metadata/templates checks ?path before the instance (LXD the other way "
           "round) and LXD has no PUT there (501)",
           lambda e, t, b, f, r: _on_instance(e) and e.template.endswith("/metadata/templates")
-          and _error(f) == "missing path argument"),
+          and (_error(f) == "missing path argument"
+               or (e.method == "PUT" and _error(r) == "not implemented"))),
     Known("instances: POST …/exec reads its body with json.Unmarshal in LXD (the whole body: "
           "'unexpected end of JSON input', trailing bytes refused: fakeserver.schema.unmarshal "
           "gives these); the fake's exec uses the Decoder",
