@@ -435,9 +435,12 @@ def test_interactive_session(api: API, inst: str) -> None:
     fds = op["metadata"]["fds"]
     control = Raw(api, url + fds["control"])
     fd0 = Raw(api, url + fds["0"])
-    time.sleep(0.5)
+    # Type only once the shell has printed "hi" (a fixed sleep lost input on a loaded host).
+    frames = [fd0.frame()]
+    while b"hi\r\n" not in data_of(frames) and frames[-1] not in ("EOF", "TIMEOUT"):
+        frames.append(fd0.frame())
     fd0.send(BINARY, b"abc\n")
-    frames = fd0.until_barrier()
+    frames += fd0.until_barrier()
     assert frames[0] == (PING, b"keepalive")
     assert data_of(frames) == b"hi\r\nabc\r\ngot abc\r\n"
     assert frames[-1] == (TEXT, b"")
