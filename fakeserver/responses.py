@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any
 
@@ -12,9 +13,19 @@ from werkzeug.wrappers import Response
 JSON = "application/json"
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def dumps(value: Any) -> str:
-    """Serialise like Go's json.Encoder in LXD: compact, UTF-8, no HTML escaping."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Serialise like Go's json.Encoder in LXD: compact, UTF-8, no HTML escaping, and invalid
+    UTF-8 (bytes kept as surrogates, lone surrogate escapes) as U+FFFD, as Go writes it."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def go_time(ns: int | None = None) -> str:

@@ -120,6 +120,12 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_int=_go_int, parse_float=_go_float,
                             parse_constant=_no_constant)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+#: Go integer types by name (an ``int`` kind field with another name is an int64).
+_INT_RANGES = {"int8": (-(1 << 7), (1 << 7) - 1), "int16": (-(1 << 15), (1 << 15) - 1),
+               "int32": (-(1 << 31), (1 << 31) - 1), "int64": _INT64, "int": _INT64,
+               "uint8": (0, (1 << 8) - 1), "uint16": (0, (1 << 16) - 1),
+               "uint32": (0, (1 << 32) - 1), "uint64": (0, (1 << 64) - 1),
+               "uint": (0, (1 << 64) - 1)}
 
 
 class _TypeError(Exception):
@@ -146,8 +152,9 @@ def _convert(value: Any, typ: GoType, path: str, top: str) -> Any:
             raise _TypeError(f"json: cannot unmarshal {_json_kind(value)} into {where} of type "
                              f"{typ.name}")
         text = _literal(value)
+        low, high = _INT_RANGES.get(typ.name, _INT64)
         if (isinstance(value, float) or any(c in text for c in ".eE")
-                or not _INT64[0] <= int(value) <= _INT64[1]):
+                or not low <= int(value) <= high):
             raise _TypeError(f"json: cannot unmarshal number {text} into {where} of type "
                              f"{typ.name}")
         return int(value)

@@ -668,14 +668,16 @@ def patch_image(ctx: Ctx, fingerprint: str) -> Response:
     body, _ = decode_first(ctx.raw_body(), IMAGE_PUT)
     with ctx.state.lock:
         owner, image = _image(ctx, fingerprint)
+        ctx.check_etag(etag(image))  # again: another client may have changed it meanwhile
+        if "properties" in raw and raw["properties"] is None and image["properties"]:
+            # LXD 5.0.2 writes into the nil map and panics before it saves anything: the
+            # connection just closes and the image is unchanged.
+            return _hijack_and_drop(ctx)
         if isinstance(raw.get("auto_update"), bool):
             image["auto_update"] = raw["auto_update"]
         if isinstance(raw.get("public"), bool):
             image["public"] = raw["public"]
         if "properties" in raw:
-            if raw["properties"] is None and image["properties"]:
-                # LXD 5.0.2 writes into the nil map and panics: the connection just closes.
-                return _hijack_and_drop(ctx)
             merged = dict(body["properties"])
             for key, value in image["properties"].items():
                 merged.setdefault(key, value)

@@ -938,6 +938,9 @@ def rename_snapshot_handler(ctx: Ctx, pool: str, vtype: str, name: str, snap: st
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots/<snap>", "DELETE")
 def delete_snapshot(ctx: Ctx, pool: str, vtype: str, name: str, snap: str) -> Response:
+    _check_type(vtype)
+    if vtype != "custom":  # before the pool and the project, as in LXD
+        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
     with ctx.state.lock:
         project, _volume, _item = _snapshot(ctx, pool, vtype, name, snap)
 

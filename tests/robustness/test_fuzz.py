@@ -169,3 +169,55 @@ def test_deep_json_is_an_error_not_a_crash(world: World, raw: RawClient) -> None
         reply = raw.send("POST", b"/1.0/profiles", JSON_HEADERS, body)
         assert reply.status == 400, reply
         assert json.loads(reply.raw)["error"]
+
+
+FILES = [e for e in ENDPOINTS if e.template.endswith("/files")]
+EXECS = [e for e in ENDPOINTS if e.template.endswith("/exec")]
+FILE_PATHS = ["/", "/etc/hostname", "/etc", "/tmp/x", "", "rel/path", "/tmp/../etc/x",
+              "/tmp/a\x00b", "/" + "d" * 300, "//tmp//x", "/tmp/%zz", "/bin/sh", "/nope/x",
+              "/tmp/é", "/tmp/ x"]
+
+
+@fuzz_settings(0.5)
+@given(data=st.data())
+def test_file_headers_and_paths(world: World, raw: RawClient, data: st.DataObject) -> None:
+    """The files API with odd paths, ``X-LXD-*`` headers (uid, gid, mode, type, write) and
+    bodies, on an instance that exists (and on odd names)."""
+    endpoint = data.draw(st.sampled_from(FILES), label="endpoint")
+    path = data.draw(st.one_of(st.sampled_from(FILE_PATHS), S.odd_names()), label="path")
+    target = data.draw(S.target(world, endpoint, odd=0.1), label="target")
+    target += b"?path=" + S.encode(path, data.draw(st.sampled_from(("quote", "raw"))))
+    hdrs: dict[str, object] = dict(data.draw(S.headers(), label="headers"))
+    for name in ("X-LXD-type", "X-LXD-write", "X-LXD-mode", "X-LXD-uid", "X-LXD-gid"):
+        if data.draw(st.booleans()):
+            hdrs[name] = data.draw(st.sampled_from(S.HEADER_VALUES))
+    body = data.draw(st.binary(max_size=256), label="body")
+    _send(world, raw, endpoint, target, body, hdrs, "files")
+
+
+@st.composite
+def _exec_body(draw: st.DrawFn) -> bytes:
+    words = st.one_of(st.sampled_from(["true", "false", "echo", "cat", "ls", "sh", "-c",
+                                       "exit 3", "/bin/sh", "", "\x00", "é"]),
+                      st.text(max_size=8))
+    body: dict[str, object] = {"command": draw(st.lists(words, max_size=4)),
+                               "wait-for-websocket": False, "interactive": False}
+    for key, value in (("environment", st.dictionaries(st.text(max_size=6), st.text(max_size=6),
+                                                       max_size=3)),
+                       ("cwd", st.one_of(st.sampled_from(FILE_PATHS), st.text(max_size=8))),
+                       ("user", st.integers(-2, 2 ** 33)), ("group", st.integers(-2, 2 ** 33)),
+                       ("width", st.integers(-2, 2 ** 33)), ("record-output", st.booleans())):
+        if draw(st.booleans()):
+            body[key] = draw(value)
+    return json.dumps(body).encode()
+
+
+@fuzz_settings(0.5)
+@given(data=st.data())
+def test_exec_bodies(world: World, raw: RawClient, data: st.DataObject) -> None:
+    """Exec requests with odd commands, environments, directories and ids (no websockets:
+    the operation runs at once and must end)."""
+    endpoint = data.draw(st.sampled_from(EXECS), label="endpoint")
+    target = data.draw(S.target(world, endpoint, odd=0.1), label="target")
+    body = data.draw(st.one_of(_exec_body(), S.bad_json()), label="body")
+    _send(world, raw, endpoint, target, body, JSON_HEADERS, "exec")

@@ -196,6 +196,8 @@ def test_profile_urls_escape_names_twice(api: API) -> None:
      "Storage pool volume not found"),
     ("POST", "/1.0/storage-pools/rbnx/volumes/container/rbnx/snapshots/s", b"{}", 400,
      'Invalid storage volume type "container"'),
+    ("DELETE", "/1.0/storage-pools/rbnx/volumes/image/rbnx/snapshots/s?project=nope", b"", 400,
+     'Invalid storage volume type "image"'),
     ("POST", "/1.0/cluster/members", b"[]", 400,
      "json: cannot unmarshal array into Go value of type api.ClusterMembersPost"),
     ("POST", "/1.0/cluster/members/rbnx", b"{}", 500, "expected to update one row, not 0"),
@@ -249,3 +251,13 @@ def test_profile_devices_are_validated(api: API, device: dict[str, str], message
                  {"type": "disk", "pool": "nope", "source": "v", "path": "/m"},
                  {"type": "disk", "source": "/x"}):
         assert api.patch(f"/1.0/profiles/{name}", {"devices": {"d": fine}}).status == 200
+
+
+def test_replies_hold_no_surrogates() -> None:
+    """A message carrying bytes that are not UTF-8 (kept as surrogates) used to make the
+    reply unencodable (an empty 500 from the listener); Go's encoder writes U+FFFD."""
+    from fakeserver import responses
+
+    body = responses.error(500, 'sftp: "symlink \udcff\udcfe /x: file exists"').get_data()
+    assert json.loads(body)["error"] == 'sftp: "symlink \ufffd\ufffd /x: file exists"'
+    assert responses.dumps(["\ud800", "é"]) == '["\ufffd","é"]'

@@ -89,8 +89,8 @@ def test_untrusted_clients_reach_only_the_public_routes(api: API, tls: TLSTarget
     public = set()
     for endpoint in ENDPOINTS:
         reply = client.send(endpoint.method, request_for(endpoint), JSON_HEADERS, b"{}")
-        FIGURES.count(f"tls-untrusted-{api.kind}", endpoint, reply.status)
         status, error = _error(reply)
+        FIGURES.count(f"tls-untrusted-{api.kind}", endpoint, status, error)
         if not endpoint.untrusted:
             assert (status, error) == NOT_AUTHORIZED, (endpoint.id, reply)
         else:
@@ -188,7 +188,7 @@ def _compare_all(real: RawClient, fake: RawClient, label: str, project: str | No
             continue
         got_real = real.send(endpoint.method, target, JSON_HEADERS, b"{")
         got_fake = fake.send(endpoint.method, target, JSON_HEADERS, b"{")
-        FIGURES.count(f"tls-{label}", endpoint, got_real.status)
+        FIGURES.count(f"tls-{label}", endpoint, got_real.status, D._error(got_real))  # noqa: SLF001
         if not D.same(got_fake, got_real) and \
                 not D.known(endpoint, target, b"{", got_fake, got_real):
             mismatches.append((endpoint.id, target, D.describe(got_fake, got_real)))

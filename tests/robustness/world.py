@@ -178,6 +178,9 @@ def build(fake: FakeLXD) -> World:
         snap = client.post("/1.0/instances/fzinst/snapshots", {"name": "isnap"})
         if snap.status == 202 and client.wait(snap)["status"] == "Success":
             isnaps.append("isnap")
+        started = client.put("/1.0/instances/fzinst/state", {"action": "start"})
+        if started.status == 202:  # running, so that exec and files have work to do
+            client.wait(started)
     token = _ok(client.post("/1.0/certificates", {"type": "client", "token": True,
                                                   "name": "fztoken"}), 202)
     warning = fake_warnings.add_warning(fake.state, "Fuzz warning", "seeded for the fuzzers")
