@@ -339,6 +339,8 @@ class Transport:
         from websockets.exceptions import InvalidHandshake, InvalidStatus
         from websockets.sync.client import connect, unix_connect
 
+        from .tlssocket import SerializedTLSSocket
+
         if self.closed:
             raise exceptions.ClientConnectionFailed("the client is closed")
         query = dict(params or {})
@@ -366,6 +368,8 @@ class Transport:
                 except BaseException:
                     sock.close()
                     raise
+                # websockets reads on a thread with select(): unsafe on a bare SSLSocket.
+                sock = SerializedTLSSocket(sock)  # type: ignore[assignment]
             netloc = self.endpoint.url.split("://", 1)[1]
             return connect("ws://" + netloc + target, sock=sock, proxy=None, **options)
         except InvalidStatus as exc:

@@ -218,3 +218,14 @@ def test_exec_over_tls_is_verified_like_https(https: HTTPSEnv) -> None:
     with remote.interactive_execute(["sh"]) as session:
         session.send("exit 2\n")
         assert session.wait(timeout=10) == 2
+
+
+def test_tls_websockets_never_miss_their_handshake(https: HTTPSEnv) -> None:
+    """websockets reads on a thread that select()s the raw socket: over a bare SSLSocket about
+    1 handshake in 200 never saw LXD's 101 (see ``pytest_lxd.tlssocket``). 300 in a row must
+    all open (each takes a few milliseconds)."""
+    client = https.client(verify=https.server_cert_file, timeout=5)
+    began = time.monotonic()
+    for _ in range(300):
+        client.transport.websocket(f"/{client.version}/events").close()
+    assert time.monotonic() - began < 60
