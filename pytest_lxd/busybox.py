@@ -5,7 +5,7 @@ of the plugin (who do not have the project's scripts) get an image that really s
 real LXD host: a unified tarball with ``metadata.yaml`` and a ``rootfs/`` holding a static
 busybox, one symlink per applet, a minimal ``/etc`` and a busybox ``init`` that just sits
 there. :func:`placeholder_image` has the same metadata and a rootfs without busybox: enough for
-the fake, which never runs anything.
+the fake, which runs its own built-in applets for ``/bin/busybox`` and its links.
 
 Both are deterministic (sorted names, fixed owners and mtimes, gzip without a name or a
 timestamp): the same input gives the same bytes, hence the same LXD fingerprint.
@@ -210,7 +210,9 @@ def placeholder_image(creation_date: int = CREATION_DATE) -> bytes:
     """A unified image with the busybox image's metadata and no binary (for the fake)."""
     tar = _Tar()
     _skeleton(tar, creation_date)
-    tar.add_file("rootfs/bin/busybox", b"#!/bin/sh\n# placeholder: the fake runs nothing\n",
+    # Not a "#!" script: the fake runs a file named busybox as its built-in applets (a script
+    # whose interpreter, /bin/sh, leads back to itself would never run).
+    tar.add_file("rootfs/bin/busybox", b"placeholder: the fake runs its built-in applets\n",
                  0o755)
     for applet in ("sbin/init", "bin/sh"):
         tar.add_symlink(f"rootfs/{applet}", "/bin/busybox")

@@ -98,6 +98,59 @@ client.operations.wait_for_operation(operation)
 print(client.projects.exists("testing"))  # True
 # --8<-- [end:operations-list]
 
+# --8<-- [start:image]
+from pytest_lxd.busybox import busybox_image
+
+if not client.images.aliases.exists("busybox"):
+    # A tiny image that boots, made from the host's static busybox (busybox-static).
+    image = client.images.create(busybox_image(), aliases=["busybox"])
+    print(image.properties["os"])  # busybox
+# --8<-- [end:image]
+
+# --8<-- [start:instances]
+config = {"name": "my-container", "source": {"type": "image", "alias": "busybox"}}
+container = client.containers.create(config, wait=True)
+print(container.status)  # Stopped
+container.start(wait=True)
+print(container.status)  # Running
+print(client.containers.exists("my-container"))  # True
+# --8<-- [end:instances]
+
+# --8<-- [start:execute]
+result = container.execute(["echo", "hello"])
+print(result)  # ExecuteResult(exit_code=0, stdout='hello\n', stderr='')
+
+exit_code, stdout, stderr = container.execute(
+    ["sh", "-c", "read name; echo hi $name from $(pwd); echo oops >&2; exit 3"],
+    stdin_payload="Ada\n", cwd="/tmp", environment={"LANG": "C"})
+print(exit_code, repr(stdout), repr(stderr))  # 3 'hi Ada from /tmp\n' 'oops\n'
+
+print(container.execute(["no-such-command"]).exit_code)  # 127
+# --8<-- [end:execute]
+
+# --8<-- [start:files]
+container.files.put("/root/hello.txt", "hello\n")  # str or bytes; mode=, uid=, gid=
+print(container.files.get("/root/hello.txt"))  # b'hello\n'
+print(container.files.listdir("/root"))  # ['hello.txt']
+print(container.execute(["cat", "/root/hello.txt"]).stdout.strip())  # hello
+# --8<-- [end:files]
+
+# --8<-- [start:snapshots]
+container.snapshots.create("clean", wait=True)
+print([snapshot.name for snapshot in container.snapshots.all()])  # ['clean']
+
+container.files.put("/root/hello.txt", "changed\n")
+container.restore_snapshot("clean", wait=True)
+print(container.files.get("/root/hello.txt"))  # b'hello\n'
+# --8<-- [end:snapshots]
+
+# --8<-- [start:stop]
+container.stop(wait=True)  # pylxd's default: force=True (kill); force=False shuts down
+print(container.status)  # Stopped
+container.delete(wait=True)
+print(client.containers.exists("my-container"))  # False
+# --8<-- [end:stop]
+
 # --8<-- [start:cleanup]
 volume.delete()
 web.delete()

@@ -24,15 +24,18 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import pytest_lxd
 from fakeserver import FakeLXD
 from fakeserver import api as api_module
 from fakeserver import state as state_module
+from pytest_lxd.backends import LXDBackend
 from tests.support import API
 from tests.tlsutil import self_signed
 
@@ -100,6 +103,11 @@ def execute(path: Path, name: str = "__main__", https_url: str | None = None) ->
     return namespace
 
 
+def checkout_pythonpath() -> str:
+    """``PYTHONPATH`` for subprocesses: this checkout first, whatever copy is installed."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def run_python(path: Path, fake: FakeLXD) -> None:
     assert fake.https_url
     with fake_registries():
@@ -116,10 +124,35 @@ def test_python_example(path: Path, workdir: Path, fake: FakeLXD) -> None:
 def test_shell_example(path: Path, workdir: Path, fake: FakeLXD) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = checkout_pythonpath()
     done = subprocess.run(["bash", "-euo", "pipefail", str(path)], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{path.name} failed:\n{done.stdout}\n{done.stderr}"
     assert not fake.handler_errors, fake.handler_errors[0]
+
+
+@pytest.mark.parametrize("stub, message, most", [
+    ("echo 'lxd-fake: boom' >&2; exit 2", "lxd-fake serve failed", 5.0),
+    ("exec sleep 60", "lxd-fake serve did not start in 10 s", 20.0),
+], ids=["exits", "hangs"])
+def test_serve_example_fails_fast(tmp_path: Path, stub: str, message: str,
+                                  most: float) -> None:
+    """A broken ``lxd-fake`` makes the ``lxd-fake serve`` example fail with its error shown:
+    at once when it exits, after 10 s when it never makes its socket."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub_path = bin_dir / "lxd-fake"
+    stub_path.write_text(f"#!/bin/sh\n{stub}\n")
+    stub_path.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    started = time.monotonic()
+    done = subprocess.run(["bash", "-euo", "pipefail", str(EXAMPLES / "fake_serve.sh")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done
+    assert message in done.stderr and took < most, (took, done.stderr)
+    if "boom" in stub:
+        assert "lxd-fake: boom" in done.stderr
 
 
 @pytest.mark.real_only
@@ -129,6 +162,23 @@ def test_endpoint_guide_contract_test_passes_on_real_lxd(api: API) -> None:
     with fake_registries():
         namespace = execute(EXAMPLES / "adding_an_endpoint.py", name="docs_example")
     namespace["test_network_acl_lifecycle"](api)
+
+
+@pytest.mark.real_only
+@pytest.mark.parametrize("name", ["getting_started.py", "getting_started_https.py"])
+def test_client_example_on_real_lxd(name: str, lxd_backend: LXDBackend, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Getting started scripts, outputs checked, on LXD 5.0.2. Their ``Client()`` is the
+    plugin's client in the test's own project, so what they create (and leave: the image) is
+    deleted afterwards, and their names meet nothing else on the host."""
+    self_signed(tmp_path, "client")
+    monkeypatch.chdir(tmp_path)
+
+    def client(endpoint: str | None = None, **kwargs: Any) -> pytest_lxd.Client:
+        return lxd_backend.client(endpoint=endpoint or lxd_backend.endpoint, **kwargs)
+
+    monkeypatch.setattr(pytest_lxd, "Client", client)
+    execute(EXAMPLES / name)
 
 
 def test_print_checks_catch_drift() -> None:
@@ -154,8 +204,10 @@ PLUGIN_PROJECT = EXAMPLES / "plugin"
 
 
 @pytest.mark.skipif(not PLUGIN_PROJECT.is_dir(), reason="no plugin example project")
-def test_plugin_project(backend: str, pytester: pytest.Pytester) -> None:
+def test_plugin_project(backend: str, pytester: pytest.Pytester,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The guide's downstream project passes on the selected backend(s), in a subprocess."""
+    monkeypatch.setenv("PYTHONPATH", checkout_pythonpath())
     for path in PLUGIN_PROJECT.iterdir():
         if path.is_file():
             shutil.copy(path, pytester.path / path.name)
