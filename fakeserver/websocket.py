@@ -193,6 +193,7 @@ class WebSocket:
         self._aborted = False
         self._hangup = False  # end the stream once the queue is sent (see hangup())
         self.hung_up = threading.Event()  # set when hangup() has sent everything
+        self.ponged = threading.Event()  # set by the client's first pong (it reads us)
         self._owner: int | None = None
 
     # -- any thread ------------------------------------------------------------------------
@@ -417,7 +418,7 @@ class WebSocket:
             if not self._close_sent:
                 self._push(encode_frame(OP_PONG, payload))
         elif opcode == OP_PONG:
-            pass
+            self.ponged.set()
         elif opcode == OP_CLOSE:
             self._on_close(payload)
         elif opcode in (OP_TEXT, OP_BINARY):

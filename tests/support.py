@@ -142,3 +142,30 @@ def poll(fn: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) ->
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def wss_connect(url: str, context: Any, **options: Any) -> Any:
+    """A ``websockets`` sync client over TLS that does not hang its handshake.
+
+    ``websockets`` 17 ``select()``\\ s a bare ``ssl.SSLSocket`` from its reader thread, and
+    now and then never sees the ``101`` (``timed out while waiting for handshake response``)
+    on LXD 5.0.2 and the fake alike; the client library reads through
+    :class:`pytest_lxd.tlssocket.SerializedTLSSocket` for that reason, and so do the tests.
+    """
+    import socket
+
+    from websockets.sync.client import connect
+
+    from pytest_lxd.tlssocket import SerializedTLSSocket
+
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 443
+    timeout = options.get("open_timeout", 10)
+    raw = socket.create_connection((host, port), timeout=timeout)
+    try:
+        tls = context.wrap_socket(raw, server_hostname=host)
+    except BaseException:
+        raw.close()
+        raise
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return connect(f"ws://{parts.netloc}{target}", sock=SerializedTLSSocket(tls), **options)

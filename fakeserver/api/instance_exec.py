@@ -58,6 +58,7 @@ EXEC_POST = Struct("InstanceExecPost", command=LIST_STR, environment=MAP_STR,
                    width=INT_, height=INT_, user=UINT32, group=UINT32, cwd=STR)
 CONNECT_TIMEOUT = 5.0
 FLUSH_TIMEOUT = 2.0
+READ_GRACE = 0.05  # seconds the command waits for its readers (see ExecSession._await_readers)
 _FALLBACK_HANDLERS = Handlers()
 _NO_EVENTS = frozenset({"exec-session"})  # a listener that only hears the hub close
 
@@ -405,6 +406,7 @@ class ExecSession:
             return
         if op.final:
             return
+        self._await_readers()
         if not self.argv:
             self.ops.finish(op, FAILURE, "Failed to retrieve PID of executing child process")
             return
@@ -429,6 +431,21 @@ class ExecSession:
             self.ops.finish(op, FAILURE, "Command not executable")
         else:
             self.ops.finish(op, SUCCESS)
+
+    def _await_readers(self) -> None:
+        """Give the output websockets' clients up to :data:`READ_GRACE` to answer the first
+        keepalive ping (that is, to have read their ``101``) before the command runs.
+
+        LXD's fork and exec of the command leaves clients that time; without it, output can
+        reach a client in the same read as the rest of its handshake, and pylxd's ws4py then
+        keeps only the last frame of that read (``stderr`` came back empty now and then).
+        """
+        with self.lock:
+            keys = ("0",) if self.interactive else ("1", "2")
+            readers = [self.conns[key] for key in keys if key in self.conns]
+        deadline = time.monotonic() + READ_GRACE
+        for ws in readers:
+            ws.ponged.wait(max(0.0, deadline - time.monotonic()))
 
     def _wait(self, done: Any, timeout: float | None) -> bool:
         """Wait until ``done()`` (True), the timeout, or the operation's end (False)."""

@@ -27,11 +27,11 @@ import pylxd
 import pytest
 import trustme
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect, unix_connect
+from websockets.sync.client import ClientConnection, unix_connect
 
 from fakeserver import FakeLXD
 from fakeserver import websocket as fws
-from tests.support import API, poll, unique
+from tests.support import API, poll, unique, wss_connect
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -373,7 +373,7 @@ def test_events_over_tls(api: API, client_cert: tuple[str, str, str]) -> None:
     trust(api, client_cert)
     address = https_address(api)
     tls_api = API.https(api.kind, f"https://{address}", client_cert[:2], False)
-    with connect(f"wss://{address}/1.0/events?type=lifecycle", ssl=tls_context(client_cert),
+    with wss_connect(f"wss://{address}/1.0/events?type=lifecycle", tls_context(client_cert),
                  open_timeout=10, close_timeout=2) as ws:
         assert ws.ping(b"tls").wait(5)
         name = unique("evt")
@@ -401,7 +401,7 @@ def test_logging_events_are_for_admins(api: API, client_cert: tuple[str, str, st
         assert (reply.status, reply.error) == (500, "Forbidden"), query
     reply = tls_api.get("/1.0/events?type=bogus,logging")
     assert (reply.status, reply.error) == (500, '"bogus" isn\'t a supported event type')
-    with connect(f"wss://{address}/1.0/events?type=lifecycle", ssl=tls_context(client_cert),
+    with wss_connect(f"wss://{address}/1.0/events?type=lifecycle", tls_context(client_cert),
                  open_timeout=10, close_timeout=2) as ws:
         name = make_profile(api)  # in default, which the certificate is not restricted to
         assert collect(ws, about(f"/1.0/profiles/{name}"))
@@ -413,7 +413,7 @@ def test_events_over_tls_untrusted_is_403(api: API, client_cert: tuple[str, str,
     reply = tls_api.get("/1.0/events")
     assert (reply.status, reply.error) == (403, "not authorized")
     with pytest.raises(Exception) as info:
-        with connect(f"wss://{address}/1.0/events", ssl=tls_context(client_cert),
+        with wss_connect(f"wss://{address}/1.0/events", tls_context(client_cert),
                      open_timeout=10):
             pass
     assert "403" in str(info.value)
@@ -440,8 +440,8 @@ def test_stop_ends_every_events_websocket_promptly(
     host, port = own_fake.https_address  # type: ignore[misc]
     with ExitStack() as stack:
         clients = [stack.enter_context(own_events(own_fake)) for _ in range(5)]
-        clients += [stack.enter_context(connect(
-            f"wss://{host}:{port}/1.0/events", ssl=tls_context(client_cert), open_timeout=5,
+        clients += [stack.enter_context(wss_connect(
+            f"wss://{host}:{port}/1.0/events", tls_context(client_cert), open_timeout=5,
             close_timeout=2)) for _ in range(3)]
         assert poll(lambda: own_fake.events.listeners == 8, timeout=5)
         start = time.perf_counter()

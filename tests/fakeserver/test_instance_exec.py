@@ -22,13 +22,12 @@ from typing import Any
 import pylxd
 import pytest
 from pylxd.exceptions import LXDAPIException
-from websockets.sync.client import connect
 
 from fakeserver import FakeLXD
 from tests.compat import ClientCert, client_cert, socket_path
 from tests.imagefixtures import Events
 from tests.instancefixtures import action, make, started
-from tests.support import API, unique
+from tests.support import API, unique, wss_connect
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -850,9 +849,9 @@ def test_exec_over_tls(api: API, inst: str, tls_client: ClientCert) -> None:
     url = base.replace("https://", "wss://") + f"/1.0/operations/{op['id']}/websocket?secret="
     fds = op["metadata"]["fds"]
     out: list[bytes] = []
-    with connect(url + fds["1"], ssl=context, open_timeout=10) as fd1, \
-            connect(url + fds["2"], ssl=context, open_timeout=10), \
-            connect(url + fds["0"], ssl=context, open_timeout=10) as fd0:
+    with wss_connect(url + fds["1"], context, open_timeout=10) as fd1, \
+            wss_connect(url + fds["2"], context, open_timeout=10), \
+            wss_connect(url + fds["0"], context, open_timeout=10) as fd0:
         fd0.send(b"over tls\n")
         fd0.send("")
 
