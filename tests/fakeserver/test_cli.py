@@ -218,7 +218,8 @@ def test_readme_commands() -> None:
     assert readme.count("pip install -e '.[test]' && python -m pytest") == 1
     assert re.findall(r"pip install[^\n]*", readme) == [
         "pip install -e . && lxd-fake serve", "pip install -e '.[test]' && python -m pytest",
-        "pip install pytest-lxd"]  # "Use it in your project": a downstream project's install
+        # "Use it in your project": a downstream project installs from a checkout (not on PyPI)
+        "pip install /path/to/pytest-lxd"]
     usage = subprocess.run([sys.executable, "-m", "fakeserver", "serve", "--help"],
                            capture_output=True, text=True, timeout=60, cwd=ROOT).stdout
     for option in re.findall(r"^\| `(--[a-z-]+)", readme, re.M):
