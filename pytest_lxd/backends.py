@@ -542,12 +542,18 @@ def _owner() -> str:
     return f"{socket.gethostname()}/{pid}/{_start_time(pid)}"
 
 
-def _start_time(pid: int) -> str:
+def _start_time(pid: int, stat: list[str] | None = None) -> str:
+    stat = _stat(pid) if stat is None else stat
+    return stat[19] if len(stat) > 19 else "0"
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command (state first; empty if none)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
+            return handle.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return "0"
+        return []
 
 
 def _alive(owner: str) -> bool | None:
@@ -563,7 +569,10 @@ def _alive(owner: str) -> bool | None:
         return False
     except PermissionError:
         pass
-    return start in ("", "0") or _start_time(pid) == start
+    stat = _stat(pid)
+    if stat and stat[0] in ("Z", "X"):
+        return False  # a zombie (a killed xdist worker its controller has not reaped yet)
+    return start in ("", "0") or _start_time(pid, stat) == start
 
 
 def _copy_default_profile(client: Client, project: str, source: dict[str, Any]) -> None:
