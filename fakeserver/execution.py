@@ -57,6 +57,7 @@ are approximations; pipes run one stage after the other.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 import posixpath
 import re
@@ -70,7 +71,7 @@ from typing import Any
 from .vfs import FS, FSError
 
 BANNER = "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary.\n\n"
-USAGE = {
+USAGE = {  # the help an applet prints on a bad option or missing operands
     "mkdir": "Usage: mkdir [-m MODE] [-p] DIRECTORY...\n\nCreate DIRECTORY\n\n"
              "\t-m MODE\tMode\n\t-p\tNo error if exists; make parent directories as needed\n",
     "rm": "Usage: rm [-irf] FILE...\n\nRemove (unlink) FILEs\n\n\t-i\tAlways prompt before "
@@ -81,6 +82,18 @@ USAGE = {
     "touch": "Usage: touch [-c] [-d DATE] [-t DATE] [-r FILE] FILE...\n\nUpdate mtime of "
              "FILEs\n\n\t-c\tDon't create files\n\t-d DT\tDate/time to use\n\t-t DT\tDate/time"
              " to use\n\t-r FILE\tUse FILE's date/time\n",
+}
+BRIEF_USAGE = {  # what the fake prints only for missing operands (a bad option: the banner)
+    "basename": "Usage: basename FILE [SUFFIX]\n\nStrip directory path and SUFFIX from FILE\n",
+    "chmod": "Usage: chmod [-Rcvf] MODE[,MODE]... FILE...\n",
+    "cp": "Usage: cp [-arPLHpfinlsTu] SOURCE DEST\n",
+    "dirname": "Usage: dirname FILENAME\n\nStrip non-directory suffix from FILENAME\n",
+    "grep": "Usage: grep [-HhnlLoqvsrRiwFE] [-m N] [-A|B|C N] { PATTERN | -e PATTERN... | "
+            "-f FILE... } [FILE]...\n",
+    "ln": "Usage: ln [-sfnbtv] [-S SUF] TARGET... LINK|DIR\n",
+    "mv": "Usage: mv [-fin] SOURCE DEST\n",
+    "printf": "Usage: printf FORMAT [ARG]...\n",
+    "seq": "Usage: seq [-w] [-s SEP] [FIRST [INC]] LAST\n",
 }
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -373,7 +386,8 @@ class Call:
         self.err(text.encode("utf-8", "surrogateescape"))
 
     def usage(self, applet: str) -> int:
-        self.complain(BANNER + USAGE.get(applet, f"Usage: {applet}\n"))
+        self.complain(BANNER + (USAGE.get(applet) or BRIEF_USAGE.get(applet)
+                                or f"Usage: {applet}\n"))
         return 1
 
     def with_argv(self, argv: list[str], **changes: Any) -> Call:
@@ -699,12 +713,44 @@ def _flags(call: Call, allowed: str, with_value: str = "") -> tuple[set[str], di
     return flags, values, rest
 
 
+OptionApplet = Callable[[Call, set[str], dict[str, str], list[str]], int]
+
+
+def options(allowed: str, with_value: str = "", bad: int = 1) -> Callable[[OptionApplet],
+                                                                          Applet]:
+    """An applet taking busybox options (see :func:`_flags`): it gets ``(call, flags, values,
+    operands)``; a bad option ends it with status ``bad`` after the message."""
+
+    def wrap(func: OptionApplet) -> Applet:
+        @functools.wraps(func)
+        def run(call: Call) -> int:
+            parsed = _flags(call, allowed, with_value)
+            return bad if parsed is None else func(call, *parsed)
+        return run
+    return wrap
+
+
+def _each(call: Call, names: list[str], act: Callable[[FS, str], str | None],
+          failed: Callable[[str, FSError], str | None]) -> int:
+    """``act(fs, name)`` on each operand under the lock. A message it returns, or
+    ``failed(name, error)`` for an :class:`FSError`, is printed and makes the status 1
+    (``failed`` returning None lets the error pass)."""
+    status = 0
+    for name in names:
+        try:
+            with call.lock:
+                message = act(call.fs(), name)
+        except FSError as exc:
+            message = failed(name, exc)
+        if message is not None:
+            call.complain(message)
+            status = 1
+    return status
+
+
 @applet("mkdir")
-def _mkdir(call: Call) -> int:
-    parsed = _flags(call, "pv", "m")
-    if parsed is None:
-        return 1
-    flags, values, names = parsed
+@options("pv", "m")
+def _mkdir(call: Call, flags: set[str], values: dict[str, str], names: list[str]) -> int:
     if not names:
         return call.usage("mkdir")
     mode = 0o755
@@ -714,81 +760,63 @@ def _mkdir(call: Call) -> int:
         except ValueError:
             call.complain(f"mkdir: invalid mode '{values['m']}'\n")
             return 1
-    status = 0
     process = call.process
-    for name in names:
-        try:
-            with call.lock:
-                fs = call.fs()
-                if "p" in flags:
-                    fs.makedirs(name, mode=mode, cwd=call.cwd)
-                else:
-                    fs.mkdir(name, mode=mode, uid=process.uid, gid=process.gid, cwd=call.cwd)
-        except FSError as exc:
-            shown = exc.path if "p" in flags and exc.path else name
-            call.complain(f"mkdir: can't create directory '{shown}': {exc.c_text}\n")
-            status = 1
-    return status
+
+    def make(fs: FS, name: str) -> None:
+        if "p" in flags:
+            fs.makedirs(name, mode=mode, cwd=call.cwd)
+        else:
+            fs.mkdir(name, mode=mode, uid=process.uid, gid=process.gid, cwd=call.cwd)
+
+    def failed(name: str, exc: FSError) -> str:
+        shown = exc.path if "p" in flags and exc.path else name
+        return f"mkdir: can't create directory '{shown}': {exc.c_text}\n"
+
+    return _each(call, names, make, failed)
 
 
 @applet("rm")
-def _rm(call: Call) -> int:
-    parsed = _flags(call, "rRfiv")
-    if parsed is None:
-        return 1
-    flags, _, names = parsed
+@options("rRfiv")
+def _rm(call: Call, flags: set[str], _: dict[str, str], names: list[str]) -> int:
     force = "f" in flags
     recursive = bool(flags & {"r", "R"})
     if not names:
         return 0 if force else call.usage("rm")
-    status = 0
-    for name in names:
-        try:
-            with call.lock:
-                fs = call.fs()
-                found = fs.lstat(name, call.cwd)
-                assert found.entry is not None
-                if found.entry.type == "directory":
-                    if not recursive:
-                        call.complain(f"rm: '{name}' is a directory\n")
-                        status = 1
-                        continue
-                    fs.remove_tree(name, call.cwd)
-                else:
-                    fs.unlink(name, call.cwd)
-        except FSError as exc:
-            if force and exc.code == "ENOENT":
-                continue
-            call.complain(f"rm: can't remove '{name}': {exc.c_text}\n")
-            status = 1
-    return status
+
+    def remove(fs: FS, name: str) -> str | None:
+        found = fs.lstat(name, call.cwd)
+        assert found.entry is not None
+        if found.entry.type != "directory":
+            fs.unlink(name, call.cwd)
+        elif not recursive:
+            return f"rm: '{name}' is a directory\n"
+        else:
+            fs.remove_tree(name, call.cwd)
+        return None
+
+    def failed(name: str, exc: FSError) -> str | None:
+        if force and exc.code == "ENOENT":
+            return None
+        return f"rm: can't remove '{name}': {exc.c_text}\n"
+
+    return _each(call, names, remove, failed)
 
 
 @applet("touch")
-def _touch(call: Call) -> int:
-    parsed = _flags(call, "cam", "dtr")
-    if parsed is None:
-        return 1
-    flags, _, names = parsed
+@options("cam", "dtr")
+def _touch(call: Call, flags: set[str], _: dict[str, str], names: list[str]) -> int:
     if not names:
         return call.usage("touch")
-    status = 0
-    for name in names:
-        try:
-            with call.lock:
-                fs = call.fs()
-                if "c" in flags and not fs.exists(name, call.cwd):
-                    continue
-                found = fs.resolve(name, call.cwd)
-                if found.entry is None:
-                    fs.write(name, b"", uid=call.process.uid, gid=call.process.gid,
-                             cwd=call.cwd)
-                else:
-                    fs.touch(name, call.cwd)
-        except FSError as exc:
-            call.complain(f"touch: {name}: {exc.c_text}\n")
-            status = 1
-    return status
+
+    def touch(fs: FS, name: str) -> None:
+        if "c" in flags and not fs.exists(name, call.cwd):
+            return
+        if fs.resolve(name, call.cwd).entry is None:
+            fs.write(name, b"", uid=call.process.uid, gid=call.process.gid, cwd=call.cwd)
+        else:
+            fs.touch(name, call.cwd)
+
+    return _each(call, names, touch, lambda name, exc: f"touch: {name}: {exc.c_text}\n")
 
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -834,11 +862,8 @@ def _ls_long(fs: FS, path: str, entry: Any, shown: str) -> str:
 
 
 @applet("ls")
-def _ls(call: Call) -> int:
-    parsed = _flags(call, "1aAldFhrt")
-    if parsed is None:
-        return 1
-    flags, _, names = parsed
+@options("1aAldFhrt")
+def _ls(call: Call, flags: set[str], _: dict[str, str], names: list[str]) -> int:
     long = "l" in flags
     status = 0
     files: list[str] = []
@@ -1032,11 +1057,8 @@ def _test(call: Call) -> int:
 
 
 @applet("grep", "egrep", "fgrep")
-def _grep(call: Call) -> int:
-    parsed = _flags(call, "cvinqsxwEFHhlr", "e")
-    if parsed is None:
-        return 2
-    flags, values, args = parsed
+@options("cvinqsxwEFHhlr", "e", bad=2)
+def _grep(call: Call, flags: set[str], values: dict[str, str], args: list[str]) -> int:
     if call.name == "egrep":
         flags.add("E")
     elif call.name == "fgrep":
@@ -1046,8 +1068,7 @@ def _grep(call: Call) -> int:
     elif args:
         pattern, args = args[0], args[1:]
     else:
-        call.complain(BANNER + "Usage: grep [-HhnlLoqvsrRiwFE] [-m N] [-A|B|C N] { PATTERN | "
-                      "-e PATTERN... | -f FILE... } [FILE]...\n")
+        call.usage("grep")
         return 2
     if "F" in flags:
         regex = re.escape(pattern)
@@ -1164,46 +1185,40 @@ def _count_option(call: Call, default: int = 10) -> tuple[int, list[str], bool] 
     return count, rest, plus
 
 
-@applet("head")
-def _head(call: Call) -> int:
-    parsed = _count_option(call)
-    if parsed is None:
-        return 1
-    count, names, _ = parsed
-    sources = _lines_of(call, names, "head")
-    if sources is None:
-        return 1
-    for index, (name, data) in enumerate(sources):
-        if len(sources) > 1:
-            call.say(("\n" if index else "") + f"==> {name} <==\n")
-        call.out(b"".join(data.splitlines(keepends=True)[:count]))
-    return 0
-
-
-@applet("tail")
-def _tail(call: Call) -> int:
+def _head_or_tail(call: Call, applet: str) -> int:
     parsed = _count_option(call)
     if parsed is None:
         return 1
     count, names, from_start = parsed
-    sources = _lines_of(call, names, "tail")
+    sources = _lines_of(call, names, applet)
     if sources is None:
         return 1
     for index, (name, data) in enumerate(sources):
         if len(sources) > 1:
             call.say(("\n" if index else "") + f"==> {name} <==\n")
         lines = data.splitlines(keepends=True)
-        chosen = lines[max(count - 1, 0):] if from_start else (lines[-count:] if count else [])
+        if applet == "head":
+            chosen = lines[:count]
+        else:
+            chosen = lines[max(count - 1, 0):] if from_start else (lines[-count:] if count
+                                                                   else [])
         call.out(b"".join(chosen))
     return 0
 
 
+@applet("head")
+def _head(call: Call) -> int:
+    return _head_or_tail(call, "head")
+
+
+@applet("tail")
+def _tail(call: Call) -> int:
+    return _head_or_tail(call, "tail")
+
+
 @applet("wc")
-def _wc(call: Call) -> int:
-    parsed = _flags(call, "lwcm")
-    if parsed is None:
-        return 1
-    flags, _, names = parsed
+@options("lwcm")
+def _wc(call: Call, flags: set[str], _: dict[str, str], names: list[str]) -> int:
     sources = _lines_of(call, names, "wc")
     if sources is None:
         return 1
@@ -1223,11 +1238,8 @@ def _wc(call: Call) -> int:
 
 
 @applet("sort")
-def _sort(call: Call) -> int:
-    parsed = _flags(call, "rnuf")
-    if parsed is None:
-        return 1
-    flags, _, names = parsed
+@options("rnuf")
+def _sort(call: Call, flags: set[str], _: dict[str, str], names: list[str]) -> int:
     sources = _lines_of(call, names, "sort")
     if sources is None:
         return 1
@@ -1251,32 +1263,23 @@ def _sort(call: Call) -> int:
 
 
 @applet("tee")
-def _tee(call: Call) -> int:
-    parsed = _flags(call, "ai")
-    if parsed is None:
-        return 1
-    flags, _, names = parsed
+@options("ai")
+def _tee(call: Call, flags: set[str], _: dict[str, str], names: list[str]) -> int:
     data = call.stdin.read_all()
     call.out(data)
-    status = 0
-    for name in names:
-        try:
-            with call.lock:
-                call.fs().write(name, data, append="a" in flags, uid=call.process.uid,
-                                gid=call.process.gid, cwd=call.cwd)
-        except FSError as exc:
-            call.complain(f"tee: {name}: {exc.c_text}\n")
-            status = 1
-    return status
+
+    def write(fs: FS, name: str) -> None:
+        fs.write(name, data, append="a" in flags, uid=call.process.uid, gid=call.process.gid,
+                 cwd=call.cwd)
+
+    return _each(call, names, write, lambda name, exc: f"tee: {name}: {exc.c_text}\n")
 
 
 @applet("basename")
 def _basename(call: Call) -> int:
     args = call.argv[1:]
     if not args:
-        call.complain(BANNER + "Usage: basename FILE [SUFFIX]\n\nStrip directory path and "
-                      "SUFFIX from FILE\n")
-        return 1
+        return call.usage("basename")
     base = args[0].rstrip("/").rsplit("/", 1)[-1] or ("/" if args[0].startswith("/") else "")
     if len(args) > 1 and base != args[1] and base.endswith(args[1]):
         base = base[:-len(args[1])]
@@ -1288,9 +1291,7 @@ def _basename(call: Call) -> int:
 def _dirname(call: Call) -> int:
     args = call.argv[1:]
     if not args:
-        call.complain(BANNER + "Usage: dirname FILENAME\n\nStrip non-directory suffix from "
-                      "FILENAME\n")
-        return 1
+        return call.usage("dirname")
     path = args[0].rstrip("/") or "/"
     head = path.rsplit("/", 1)[0] if "/" in path else "."
     call.say((head.rstrip("/") or "/") + "\n")
@@ -1330,8 +1331,7 @@ def _chmod(call: Call) -> int:
     if recursive:
         args = args[1:]
     if len(args) < 2:
-        call.complain(BANNER + "Usage: chmod [-Rcvf] MODE[,MODE]... FILE...\n")
-        return 1
+        return call.usage("chmod")
     mode_text, names = args[0], args[1:]
     status = 0
     for name in names:
@@ -1382,14 +1382,10 @@ def _chmod_mode(text: str, current: int, directory: bool) -> int | None:
 
 
 @applet("ln")
-def _ln(call: Call) -> int:
-    parsed = _flags(call, "sfnv")
-    if parsed is None:
-        return 1
-    flags, _, args = parsed
+@options("sfnv")
+def _ln(call: Call, flags: set[str], _: dict[str, str], args: list[str]) -> int:
     if len(args) != 2:
-        call.complain(BANNER + "Usage: ln [-sfnbtv] [-S SUF] TARGET... LINK|DIR\n")
-        return 1
+        return call.usage("ln")
     target, link = args
     try:
         with call.lock:
@@ -1448,48 +1444,38 @@ class _Omit(Exception):
     pass
 
 
-@applet("cp")
-def _cp(call: Call) -> int:
-    parsed = _flags(call, "rRapfdPLv")
-    if parsed is None:
-        return 1
-    flags, _, args = parsed
+def _copy_all(call: Call, args: list[str], recursive: bool, move: bool) -> int:
+    """cp and mv: each source to the last operand."""
     if len(args) < 2:
-        call.complain(BANNER + "Usage: cp [-arPLHpfinlsTu] SOURCE DEST\n")
-        return 1
+        return call.usage("mv" if move else "cp")
     status = 0
+    dest = args[-1]
     for source in args[:-1]:
         try:
             with call.lock:
-                _copy(call, source, args[-1], bool(flags & {"r", "R", "a"}), False)
+                _copy(call, source, dest, recursive, move)
         except _Omit:
             call.complain(f"cp: omitting directory '{source}'\n")
             status = 1
         except FSError as exc:
-            call.complain(f"cp: can't stat '{source}': {exc.c_text}\n" if exc.code == "ENOENT"
-                          else f"cp: can't create '{args[-1]}': {exc.c_text}\n")
+            call.complain(f"mv: can't rename '{source}': {exc.c_text}\n" if move
+                          else f"cp: can't stat '{source}': {exc.c_text}\n"
+                          if exc.code == "ENOENT"
+                          else f"cp: can't create '{dest}': {exc.c_text}\n")
             status = 1
     return status
+
+
+@applet("cp")
+@options("rRapfdPLv")
+def _cp(call: Call, flags: set[str], _: dict[str, str], args: list[str]) -> int:
+    return _copy_all(call, args, bool(flags & {"r", "R", "a"}), move=False)
 
 
 @applet("mv")
-def _mv(call: Call) -> int:
-    parsed = _flags(call, "fin")
-    if parsed is None:
-        return 1
-    _, _, args = parsed
-    if len(args) < 2:
-        call.complain(BANNER + "Usage: mv [-fin] SOURCE DEST\n")
-        return 1
-    status = 0
-    for source in args[:-1]:
-        try:
-            with call.lock:
-                _copy(call, source, args[-1], True, True)
-        except FSError as exc:
-            call.complain(f"mv: can't rename '{source}': {exc.c_text}\n")
-            status = 1
-    return status
+@options("fin")
+def _mv(call: Call, flags: set[str], _: dict[str, str], args: list[str]) -> int:
+    return _copy_all(call, args, True, move=True)
 
 
 @applet("readlink")
@@ -1521,8 +1507,7 @@ def _seq(call: Call) -> int:
         call.complain(f"seq: invalid number '{str(exc).split()[-1].strip(chr(39))}'\n")
         return 1
     if not 1 <= len(numbers) <= 3:
-        call.complain(BANNER + "Usage: seq [-w] [-s SEP] [FIRST [INC]] LAST\n")
-        return 1
+        return call.usage("seq")
     first, step, last = (1, 1, numbers[0]) if len(numbers) == 1 else (
         (numbers[0], 1, numbers[1]) if len(numbers) == 2 else tuple(numbers))
     if step == 0:
@@ -1539,8 +1524,7 @@ _PRINTF_SPEC = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d+))?([diouxXcs%b])")
 def _printf(call: Call) -> int:
     args = call.argv[1:]
     if not args:
-        call.complain(BANNER + "Usage: printf FORMAT [ARG]...\n")
-        return 1
+        return call.usage("printf")
     fmt, values = args[0], args[1:]
     out: list[str] = []
     status = 0
