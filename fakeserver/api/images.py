@@ -32,7 +32,7 @@ from typing import Any
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response
 
-from .. import imagefile, responses
+from .. import filters, imagefile, responses
 from ..app import Ctx
 from ..gourl import go_quote
 from ..imagefile import ImageError
@@ -505,106 +505,12 @@ def _visible(ctx: Ctx, image: dict[str, Any]) -> bool:
     return ctx.trusted or image["public"] or valid
 
 
-# -- filters ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Clause:
-    field: str
-    operator: str
-    value: str
-    negate: bool = False
-    logical: str = ""
-
-
-def parse_filter(text: str) -> list[_Clause]:
-    """LXD's ``?filter=``: ``[not] field op value [and|or ...]`` (errors as 500s)."""
-    parts = text.split()
-    clauses: list[_Clause] = []
-    index = 0
-    logical = ""
-    while index < len(parts):
-        negate = False
-        if parts[index] == "not":
-            negate = True
-            index += 1
-            if index == len(parts):
-                raise LXDError(500, "Invalid filter: incomplete not clause")
-        name = parts[index]
-        index += 1
-        if index == len(parts):
-            raise LXDError(500, "Invalid filter: clause has no operator")
-        operator = parts[index]
-        index += 1
-        if index == len(parts):
-            raise LXDError(500, "Invalid filter: clause has no value")
-        value = parts[index]
-        if value.startswith('"'):
-            words = [value]
-            while not words[-1].endswith('"') or len(" ".join(words)) < 2:
-                index += 1
-                if index == len(parts):
-                    break
-                words.append(parts[index])
-            value = " ".join(words).strip('"')
-        index += 1
-        clauses.append(_Clause(name, operator, value, negate, logical))
-        if index < len(parts):
-            logical = parts[index]
-            if logical not in ("and", "or"):
-                raise LXDError(500, "Invalid filter: invalid clause composition")
-            index += 1
-            if index == len(parts):
-                raise LXDError(500, "Invalid filter: unterminated compound clause")
-    return clauses
-
-
-def _value_of(obj: Any, path: str) -> Any:
-    if isinstance(obj, dict):
-        if path in obj:
-            return obj[path]
-        head, _, rest = path.partition(".")
-        if rest and head in obj:
-            return _value_of(obj[head], rest)
-    return None
-
-
-def _equals(value: Any, wanted: str) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return re.fullmatch(wanted, value, re.IGNORECASE) is not None
-    except re.error:
-        return value.lower() == wanted.lower()
-
-
-def matches(obj: dict[str, Any], clauses: list[_Clause]) -> bool:
-    result = True
-    for index, clause in enumerate(clauses):
-        value = _value_of(obj, clause.field)
-        if clause.operator == "eq":
-            hit = _equals(value, clause.value)
-        elif clause.operator == "ne":
-            hit = not _equals(value, clause.value)
-        else:
-            hit = False
-        if clause.negate:
-            hit = not hit
-        if index == 0:
-            result = hit
-        elif clause.logical == "and":
-            result = result and hit
-        else:
-            result = result or hit
-    return result
-
-
 # -- /1.0/images -----------------------------------------------------------------------------
 
 
 @route("/1.0/images", "GET", untrusted=True)
 def list_images(ctx: Ctx) -> Response:
-    clauses = parse_filter(ctx.request.args.get("filter", ""))
+    clauses = filters.from_query(ctx.request.args.get("filter", ""))
     with ctx.state.lock:
         owner = _project(ctx)
         out = []
@@ -612,7 +518,7 @@ def list_images(ctx: Ctx) -> Response:
             if not ctx.trusted and not image["public"]:
                 continue
             shown = render(ctx.state, owner, image)
-            if clauses and not matches(shown, clauses):
+            if clauses and not filters.matches(shown, clauses):
                 continue
             out.append(shown if ctx.recursion >= 1 else f"/1.0/images/{fp}")
         return responses.sync(out)

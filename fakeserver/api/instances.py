@@ -29,7 +29,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from .. import imagefile, responses
+from .. import filters, imagefile, responses
 from ..app import Ctx
 from ..imagefile import Entry
 from ..operations import Operation, OperationFailed
@@ -412,7 +412,7 @@ def op_resources(name: str, project: str, *extra: str) -> dict[str, list[str]]:
 
 @routes("", "GET")
 def list_instances(ctx: Ctx, prefix: str) -> Response:
-    clauses = images_api.parse_filter(ctx.request.args.get("filter", ""))
+    clauses = filters.from_query(ctx.request.args.get("filter", ""))
     wanted = ctx.request.args.get("instance-type", "")
     if prefix == "containers":
         wanted = "container"
@@ -433,7 +433,7 @@ def list_instances(ctx: Ctx, prefix: str) -> Response:
                 if clauses or ctx.recursion >= 1:
                     shown = (render_full(ctx.state, project, inst) if ctx.recursion >= 2
                              else render(ctx.state, project, inst))
-                    if clauses and not images_api.matches(shown, clauses):
+                    if clauses and not filters.matches(shown, clauses):
                         continue
                     if ctx.recursion >= 1:
                         out.append(shown)

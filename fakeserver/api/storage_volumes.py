@@ -30,7 +30,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from .. import responses
+from .. import filters, responses
 from ..app import Ctx
 from ..gourl import go_quote
 from ..operations import Operation, OperationFailed
@@ -376,70 +376,6 @@ def snapshot_etag(snap: dict[str, Any]) -> str:
     return responses.etag_of([snap["description"], snap["expires_at"]])
 
 
-# -- filters (``?filter=``) ---------------------------------------------------------------------
-def _parse_filter(text: str) -> list[tuple[str, bool, str, str, str]]:
-    """LXD's filter language: ``[not] field op value`` clauses joined by ``and``/``or``."""
-    parts = text.split()
-    clauses = []
-    index, logical = 0, "and"
-    while index < len(parts):
-        negate = parts[index].lower() == "not"
-        if negate:
-            index += 1
-            if index == len(parts):
-                raise LXDError(500, "Invalid filter: incomplete not clause")
-        field = parts[index]
-        index += 1
-        if index == len(parts):
-            raise LXDError(500, "Invalid filter: clause has no operator")
-        operator = parts[index]
-        index += 1
-        if index == len(parts):
-            raise LXDError(500, "Invalid filter: clause has no value")
-        value = parts[index]
-        if value.startswith('"'):
-            words = [value]
-            while not words[-1].endswith('"') or len(words[-1]) == 1 and len(words) == 1:
-                index += 1
-                if index == len(parts):
-                    break
-                words.append(parts[index])
-            value = " ".join(words).strip('"')
-        index += 1
-        clauses.append((logical, negate, field, operator, value))
-        if index < len(parts):
-            logical = parts[index].lower()
-            if logical not in ("and", "or"):
-                raise LXDError(500, "Invalid filter: invalid clause composition")
-            index += 1
-            if index == len(parts):
-                raise LXDError(500, "Invalid filter: unterminated compound clause")
-    return clauses
-
-
-def _field(obj: dict[str, Any], field: str) -> str | None:
-    value: Any = obj
-    if field.startswith("config."):
-        value = obj.get("config", {}).get(field[len("config."):])
-    else:
-        for part in field.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return None if value is None or isinstance(value, (dict, list)) else str(value)
-
-
-def _matches(obj: dict[str, Any], clauses: list[tuple[str, bool, str, str, str]]) -> bool:
-    result = True
-    for logical, negate, field, operator, value in clauses:
-        got = _field(obj, field)
-        hit = (got == value) if operator == "eq" else (got != value) if operator == "ne" \
-            else False
-        hit = not hit if negate else hit
-        result = (result and hit) if logical == "and" else (result or hit)
-    return result
-
-
 # -- list and create ----------------------------------------------------------------------------
 def _listed(ctx: Ctx, pool: str, vtype: str | None) -> list[tuple[str, dict[str, Any]]]:
     """``(project, volume)`` pairs this request lists, in LXD's order."""
@@ -461,8 +397,7 @@ def _list(ctx: Ctx, pool_name: str, vtype: str | None) -> Response:
     check_target(ctx)
     if vtype is not None:
         _check_type(vtype)
-    text = ctx.request.args.get("filter", "")
-    clauses = _parse_filter(text) if text else []
+    clauses = filters.from_query(ctx.request.args.get("filter", ""))
     with ctx.state.lock:
         get_pool(ctx, pool_name)
         _project(ctx, "Project not found")
@@ -475,7 +410,7 @@ def _list(ctx: Ctx, pool_name: str, vtype: str | None) -> Response:
         entries = []
         for _, full_name, project, volume, snap in rows:
             obj = render(ctx.state, ctx.project, project, volume, snap)
-            if clauses and not _matches(obj, clauses):
+            if clauses and not filters.matches(obj, clauses):
                 continue
             entries.append(obj if ctx.recursion >= 1 else with_project(
                 volume_path(pool_name, volume["type"], full_name), project))

@@ -15,11 +15,10 @@ Raising the same warning again (same type, project and entity) bumps its ``count
 from __future__ import annotations
 
 import uuid as uuid_mod
-from typing import Any
 
 from werkzeug.wrappers import Response
 
-from .. import responses
+from .. import filters, responses
 from ..app import Ctx
 from ..gourl import go_quote
 from ..responses import LXDError, go_time
@@ -68,59 +67,6 @@ def resolve_warning(state: State, warning_uuid: str) -> None:
         state.family("warnings")[warning_uuid]["status"] = "resolved"
 
 
-# -- ?filter= (LXD's shared/filter: "[not] field eq|ne value [and|or …]") --------------------
-def _parse_filter(text: str) -> list[tuple[bool, str, str, str, str]]:
-    parts = text.split()
-    clauses = []
-    index = 0
-    logical = "and"
-    while index < len(parts):
-        negate = False
-        if parts[index].lower() == "not":
-            negate = True
-            index += 1
-            if index == len(parts):
-                raise ValueError("incomplete not clause")
-        field = parts[index]
-        index += 1
-        if index == len(parts):
-            raise ValueError("clause has no operator")
-        operator = parts[index]
-        index += 1
-        if index == len(parts):
-            raise ValueError("clause has no value")
-        value = parts[index]
-        if value.startswith('"'):
-            words = [value[1:]]
-            while not words[-1].endswith('"'):
-                index += 1
-                if index == len(parts):
-                    raise ValueError("unterminated quoted string")
-                words.append(parts[index])
-            value = " ".join(words)[:-1]
-        index += 1
-        clauses.append((negate, field, operator, value, logical))
-        if index < len(parts):
-            logical = parts[index]
-            if logical not in ("and", "or"):
-                raise ValueError("invalid clause composition")
-            index += 1
-            if index == len(parts):
-                raise ValueError("unterminated compound clause")
-    return clauses
-
-
-def _matches(warning: dict[str, Any], clauses: list[tuple[bool, str, str, str, str]]) -> bool:
-    result = True
-    for negate, field, operator, value, logical in clauses:
-        actual = str(warning.get(field, ""))
-        hit = {"eq": actual == value, "ne": actual != value}.get(operator, False)
-        if negate:
-            hit = not hit
-        result = (result and hit) if logical == "and" else (result or hit)
-    return result
-
-
 # -- handlers --------------------------------------------------------------------------------
 def _url(warning_uuid: str) -> str:
     return f"/1.0/warnings/{warning_uuid}"
@@ -128,14 +74,11 @@ def _url(warning_uuid: str) -> str:
 
 @route("/1.0/warnings", "GET")
 def list_warnings(ctx: Ctx) -> Response:
-    try:
-        clauses = _parse_filter(ctx.request.args.get("filter", ""))
-    except ValueError as exc:
-        raise LXDError(500, f"Failed to filter warnings: {exc}") from None
+    clauses = filters.from_query(ctx.request.args.get("filter", ""), "Failed to filter warnings")
     project = ctx.request.args.get("project", "")
     with ctx.state.lock:
         found = [dict(w) for _, w in sorted(ctx.state.family("warnings").items())
-                 if (not project or w["project"] == project) and _matches(w, clauses)]
+                 if (not project or w["project"] == project) and filters.matches(w, clauses)]
     if ctx.recursion != 0:
         return responses.sync(found)
     # LXD returns a nil slice (JSON null) when nothing matches without recursion.
