@@ -400,6 +400,10 @@ class Call:
 # -- finding and running programs -------------------------------------------------------------
 
 
+#: Scripts whose ``#!`` lines lead to more scripts: Linux runs five levels, no more.
+MAX_SCRIPT_DEPTH = 5
+
+
 @dataclass
 class Program:
     """What ``argv[0]`` leads to: a built-in applet, a script, or a failure status."""
@@ -452,7 +456,8 @@ def find_program(call: Call, name: str) -> Program:
 
 
 def run_program(call: Call, top: bool = False, from_shell: bool = False,
-                caller: str = "") -> int:
+                caller: str = "", depth: int = 0,
+                origin: tuple[bool, str, str] | None = None) -> int:
     """Run ``call.argv``: a handler, else what the filesystem (or the built-ins) gives.
 
     How a failure to start is told: silently at the top (LXD reports it), ``sh: x: not
@@ -478,7 +483,19 @@ def run_program(call: Call, top: bool = False, from_shell: bool = False,
         interp = program.interpreter
         if not interp:
             return NOT_EXECUTABLE
-        return run_program(call.with_argv([*interp, program.script, *argv[1:]]), top=top)
+        # (from_shell, caller, name) of the first script: who tells an ELOOP, and about what
+        first = origin or (from_shell, caller, argv[0])
+        if depth >= MAX_SCRIPT_DEPTH:  # execve() fails with ELOOP
+            loop = "Too many levels of symbolic links"
+            if first[0]:
+                call.complain(f"sh: {first[2]}: {loop}\n")
+                return NOT_FOUND
+            if not top:
+                call.complain(f"{first[1] or call.name}: can't execute '{first[2]}': {loop}\n")
+                return NOT_FOUND
+            return 255  # what LXD 5.0.2 returns when its own execve() fails so
+        return run_program(call.with_argv([*interp, program.script, *argv[1:]]), top=top,
+                           depth=depth + 1, origin=first)
     applet = program.applet or ""
     if applet == "busybox":
         if len(argv) < 2:

@@ -993,3 +993,28 @@ def test_stopping_the_server_ends_running_commands(tmp_path: Path) -> None:
         assert all(sock.frames(5)[-1] == EOF for sock in socks)
         assert time.monotonic() - began < 3
         assert not server.handler_errors
+
+
+def test_script_interpreters_nest_five_levels_deep(api: API, inst: str) -> None:
+    """Linux runs a ``#!`` chain five scripts deep; a sixth (or a loop) fails with ELOOP: LXD
+    returns 255 for its own exec, busybox sh says so and gives 127."""
+    files = f"/1.0/instances/{inst}/files"
+
+    def chain(prefix: str, levels: int) -> None:
+        for level in range(1, levels + 1):
+            following = f"/bin/sh\necho deep {levels}" if level == levels else \
+                f"/srv/{prefix}{level + 1}"
+            api.request("POST", files, params={"path": f"/srv/{prefix}{level}"},
+                        data=f"#!{following}\n".encode(), headers={"X-LXD-mode": "0755"})
+
+    chain("five", 5)
+    chain("six", 6)
+    api.request("POST", files, params={"path": "/srv/loop"}, data=b"#!/srv/loop\n",
+                headers={"X-LXD-mode": "0755"})
+    op, out, _ = task(api, inst, ["/srv/five1"])
+    assert (op["metadata"]["return"], out) == (0, b"deep 5\n")
+    for path in ("/srv/six1", "/srv/loop"):
+        op, out, err = task(api, inst, [path])
+        assert (op["status"], op["metadata"]["return"], out) == ("Success", 255, b""), path
+    op, out, err = task(api, inst, ["sh", "-c", "/srv/loop; echo rc=$?"])
+    assert (out, err) == (b"rc=127\n", b"sh: /srv/loop: Too many levels of symbolic links\n")
