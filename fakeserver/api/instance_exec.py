@@ -48,7 +48,7 @@ from ..events import Listener
 from ..execution import DEFAULT_PATH, Handlers, Instance, Process, StreamReader
 from ..operations import FAILURE, SUCCESS, Operation
 from ..responses import LXDError
-from ..schema import BOOL, INT_, LIST_STR, MAP_STR, STR, GoType, Struct
+from ..schema import BOOL, INT_, LIST_STR, MAP_STR, STR, GoType, Struct, decode_value, unmarshal
 from ..vfs import FS, FSError
 from . import instances
 
@@ -495,10 +495,13 @@ class ExecSession:
 
 @instances.routes("/<name>/exec", "POST")
 def exec_post(ctx: Ctx, name: str, prefix: str) -> Response:
-    body = ctx.body(EXEC_POST)
+    """LXD checks the type and the name, reads the body with ``json.Unmarshal`` (the whole
+    body: trailing bytes refused), then looks the instance up."""
+    kind = instances.check_request(ctx, name, prefix)
+    body = decode_value(unmarshal(ctx.raw_body()), EXEC_POST)
     user, group = _uint32(body, "user"), _uint32(body, "group")
     with ctx.state.lock:
-        record = instances.lookup(ctx, name, prefix)
+        record = instances.find(ctx, name, kind)
         if record.get("status") not in ("Running", "Frozen"):
             raise LXDError(400, "Instance is not running")
         if record.get("status") == "Frozen":

@@ -26,13 +26,15 @@ Divergence: a directory lists its names sorted (LXD gives the filesystem's order
 from __future__ import annotations
 
 import posixpath
+import re
 import time
 from email.utils import formatdate
 
 from werkzeug.wrappers import Response
 
-from .. import responses
+from .. import gourl, responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..responses import LXDError
 from ..vfs import FS, Found, FSError
 from . import instances
@@ -47,14 +49,43 @@ def display_path(raw: str) -> str:
     return raw if raw.startswith("/") else "/" + raw
 
 
+_ESCAPED_BYTE = re.compile("([\udc80-\udcff])")
+
+
+def go_quote_bytes(text: str) -> str:
+    """Go's ``%q`` of ``text`` whose bytes that are not UTF-8 are surrogate escapes (as
+    ``str.decode("utf-8", "surrogateescape")`` gives them): those come out as ``\\xNN``."""
+    out = []
+    for index, part in enumerate(_ESCAPED_BYTE.split(text)):
+        if index % 2:
+            out.append(f"\\x{ord(part) - 0xDC00:02x}")
+        elif part:
+            out.append(go_quote(part)[1:-1])
+    return '"' + "".join(out) + '"'
+
+
 def _sftp_error(exc: FSError, op: str, path: str) -> LXDError:
+    """pkg/sftp's status error, ``sftp: %q (SSH_FX_FAILURE)``; a missing path is a 404."""
     if exc.code == "ENOENT":
         return LXDError(404, "Not Found")
-    return LXDError(500, f'sftp: "{op} {path}: {exc.go_text}" (SSH_FX_FAILURE)')
+    return LXDError(500, f"sftp: {go_quote_bytes(f'{op} {path}: {exc.go_text}')} "
+                         "(SSH_FX_FAILURE)")
+
+
+def _form(ctx: Ctx) -> list[tuple[str, str]] | None:
+    """The body of a form-encoded POST, as Go's ``Request.FormValue`` reads it (its valid
+    pairs; the body is used up); None for any other request."""
+    kind = ctx.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctx.request.method != "POST" or kind != "application/x-www-form-urlencoded":
+        return None
+    pairs, _ = gourl.parse_query(ctx.raw_body())
+    return pairs
 
 
 def _path_arg(ctx: Ctx) -> str:
-    raw = ctx.request.args.get("path", "")
+    """``FormValue("path")``: a form body's ``path`` comes before the query's."""
+    form = dict(reversed(_form(ctx) or []))
+    raw = form["path"] if "path" in form else ctx.request.args.get("path", "")
     if raw == "":
         raise LXDError(400, "Missing path argument")
     return display_path(raw)
@@ -138,11 +169,18 @@ def _content_reply(ctx: Ctx, data: bytes, name: str, modified_ns: int) -> Respon
     return resp
 
 
+def _instance(ctx: Ctx, name: str, prefix: str) -> dict:
+    """The instance; LXD's file handlers check the name before the type."""
+    if "/" in name:
+        raise LXDError(400, "Invalid instance name")
+    return instances.lookup(ctx, name, prefix)
+
+
 @instances.routes("/<name>/files", "GET")
 def get_file(ctx: Ctx, name: str, prefix: str) -> Response:
     head = ctx.request.method == "HEAD"
     with ctx.state.lock:
-        inst = instances.lookup(ctx, name, prefix)
+        inst = _instance(ctx, name, prefix)
         path = _path_arg(ctx)
         fs = FS(inst)
         try:
@@ -158,7 +196,8 @@ def get_file(ctx: Ctx, name: str, prefix: str) -> Response:
         if entry.type == "directory":
             resp = responses.sync(fs.listdir(found.path))
         elif entry.type == "symlink":
-            resp = _content_reply(ctx, _link_target(path, entry.target).encode(),
+            target = _link_target(path, entry.target).encode("utf-8", "surrogateescape")
+            resp = _content_reply(ctx, target,
                                   posixpath.basename(path), time.time_ns())
         else:
             resp = _content_reply(ctx, entry.content, posixpath.basename(path),
@@ -173,7 +212,7 @@ def get_file(ctx: Ctx, name: str, prefix: str) -> Response:
 def post_file(ctx: Ctx, name: str, prefix: str) -> Response:
     headers = ctx.request.headers
     with ctx.state.lock:
-        inst = instances.lookup(ctx, name, prefix)
+        inst = _instance(ctx, name, prefix)
         path = _path_arg(ctx)
         uid = _header_id(headers.get("X-LXD-uid", ""))
         gid = _header_id(headers.get("X-LXD-gid", ""))
@@ -184,9 +223,10 @@ def post_file(ctx: Ctx, name: str, prefix: str) -> Response:
             raise LXDError(400, f"Bad file write mode: {write}")
         if kind not in ("file", "directory", "symlink"):
             raise LXDError(400, f"Bad file type: {kind}")
-    data = ctx.raw_body()  # read to EOF: lxc sends chunked bodies
+    # Read to EOF (lxc sends chunked bodies); a form body was read as the form.
+    data = b"" if _form(ctx) is not None else ctx.raw_body()
     with ctx.state.lock:
-        inst = instances.lookup(ctx, name, prefix)
+        inst = _instance(ctx, name, prefix)
         fs = FS(inst)
         owner = {"uid": uid, "gid": gid}
         try:
@@ -215,7 +255,7 @@ def post_file(ctx: Ctx, name: str, prefix: str) -> Response:
 @instances.routes("/<name>/files", "DELETE")
 def delete_file(ctx: Ctx, name: str, prefix: str) -> Response:
     with ctx.state.lock:
-        inst = instances.lookup(ctx, name, prefix)
+        inst = _instance(ctx, name, prefix)
         path = _path_arg(ctx)
         try:
             FS(inst).remove(path)

@@ -24,7 +24,17 @@ from ..schema import ANY, BOOL, STR, Struct
 from ..state import State
 from . import instances as inst_api
 from . import storage_volumes as volumes_api
-from .instances import emit, expanded, get_instance, instance_url, lookup, routes
+from .instances import (
+    check_request,
+    emit,
+    expanded,
+    find,
+    get_instance,
+    instance_type,
+    instance_url,
+    lookup,
+    routes,
+)
 
 SNAPSHOTS_POST = Struct("InstanceSnapshotsPost", name=STR, stateful=BOOL, expires_at=ANY)
 SNAPSHOT_PUT = Struct("InstanceSnapshotPut", expires_at=ANY)
@@ -70,7 +80,9 @@ def snapshot_url(inst: str, snap: str, project: str, prefix: str = "instances") 
 
 
 def _get(ctx: Ctx, name: str, snap: str, prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    inst = lookup(ctx, name, prefix)
+    """The instance and its snapshot (LXD 5.0.2 does not refuse a ``/`` in the instance name
+    here: no such instance)."""
+    inst = find(ctx, name, instance_type(ctx, prefix))
     item = inst["snapshots"].get(snap)
     if item is None:
         raise LXDError(404, f'Failed to fetch snapshot "{snap}" of instance "{name}" in '
@@ -107,8 +119,11 @@ def list_snapshots(ctx: Ctx, name: str, prefix: str) -> Response:
 @routes("/<name>/snapshots", "POST")
 def create_snapshot(ctx: Ctx, name: str, prefix: str) -> Response:
     project = ctx.project
+    kind = check_request(ctx, name, prefix)
     with ctx.state.lock:
-        lookup(ctx, name, prefix)
+        if not ctx.state.has_project(project):
+            raise LXDError(404, "Project not found")
+        find(ctx, name, kind)
     body = ctx.body(SNAPSHOTS_POST)
     _check_name(body["name"])
     expires = None

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import random
 import re
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from werkzeug.wrappers import Response
 
 from .. import filters, imagefile, responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..imagefile import Entry
 from ..operations import Operation, OperationFailed
 from ..responses import EPOCH_TIME, ZERO_TIME, LXDError, go_time
@@ -256,6 +259,73 @@ def check_instance_name(name: str) -> None:
         raise LXDError(400, f"Invalid instance name: {problem}")
 
 
+_GO_FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)",
+                       re.IGNORECASE)
+_GO_HEX_FLOAT = re.compile(r"[+-]?0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)p[+-]?\d+",
+                           re.IGNORECASE)
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to a float32 (too big: an infinity, as Go's float32 arithmetic)."""
+    try:
+        return float(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _go_float32(text: str) -> float | None:
+    """Go's ``strconv.ParseFloat(text, 32)``: None when it fails (syntax or range)."""
+    try:
+        if _GO_FLOAT.fullmatch(text):
+            value = float(text)
+        elif _GO_HEX_FLOAT.fullmatch(text):
+            sign = -1.0 if text.startswith("-") else 1.0
+            value = sign * float.fromhex(text.lstrip("+-"))
+        else:
+            return None
+    except (OverflowError, ValueError):
+        return None
+    if math.isinf(value) or math.isnan(value):
+        return value
+    rounded = _f32(value)
+    return None if math.isinf(rounded) else rounded
+
+
+def _go_int(value: float) -> int:
+    """Go's ``int(f)`` on amd64: NaN, infinities and out-of-range values give -2**63."""
+    if math.isnan(value) or math.isinf(value) or not -2.0**63 <= value < 2.0**63:
+        return -(1 << 63)
+    return int(value)
+
+
+def instance_type_limits(value: str) -> dict[str, str]:
+    """The config an ``instance_type`` stands for: LXD 5.0.2 knows no named types without
+    its image server's list, so only ``c<cpus>-m<GiB>`` limits (either part alone too)."""
+    cpu = memory = 0.0
+    for field in value.split("-") if ":" not in value else [":"]:
+        if len(field) < 2 or field[0] not in "cm":
+            raise LXDError(400, f"Provided instance type doesn't exist: {value}")
+        number = _go_float32(field[1:])
+        if number is None:
+            raise LXDError(400, f"Bad custom instance type: {value}")
+        if field[0] == "c":
+            cpu = number
+        else:
+            memory = number
+    out: dict[str, str] = {}
+    if cpu > 0:
+        cores = _go_int(cpu)
+        if _f32(cores) < cpu:
+            cores += 1
+        share = _go_int(_f32(_f32(cpu / _f32(cores)) * 100.0))
+        out["limits.cpu"] = str(cores)
+        if share < 100:
+            out["limits.cpu.allowance"] = f"{share}%"
+    if memory > 0:
+        out["limits.memory"] = f"{_go_int(_f32(memory * 1024))}MB"  # sic, in LXD 5.0.2
+    return out
+
+
 def check_config(config: dict[str, str], kind: str = "container") -> None:
     """Instance config keys (raises :class:`Invalid` with LXD's message)."""
     for key, value in config.items():
@@ -391,14 +461,54 @@ def routes(suffix: str, *methods: str) -> Callable[[Callable[..., Response]],
     return register
 
 
-def lookup(ctx: Ctx, name: str, prefix: str = "instances") -> dict[str, Any]:
-    """The instance behind a request (type-checked against ``/containers`` and friends)."""
+def instance_type(ctx: Ctx, prefix: str) -> str:
+    """The type a request is about, as LXD's ``urlInstanceTypeDetect`` reads it: the alias
+    (``/1.0/containers``, ``/1.0/virtual-machines``) decides, else ``?instance-type`` ("" for
+    any; anything but ``container`` or ``virtual-machine`` is a 500 ``Invalid instance type``).
+    """
+    if prefix == "containers":
+        return "container"
+    if prefix == "virtual-machines":
+        return "virtual-machine"
+    wanted = ctx.request.args.get("instance-type", "")
+    if wanted not in ("", "container", "virtual-machine"):
+        raise LXDError(500, "Invalid instance type")
+    return wanted
+
+
+def check_request(ctx: Ctx, name: str, prefix: str) -> str:
+    """What a ``/1.0/instances/{name}/...`` handler checks first in LXD: the type asked for
+    (returned), then the name (a ``/`` is a 400 ``Invalid instance name``)."""
+    kind = instance_type(ctx, prefix)
+    if "/" in name:
+        raise LXDError(400, "Invalid instance name")
+    return kind
+
+
+def find(ctx: Ctx, name: str, kind: str) -> dict[str, Any]:
+    """Instance ``name`` of the request's project if it is of type ``kind`` ("" for any)."""
     inst = get_instance(ctx.state, ctx.project, name)
-    if prefix == "containers" and inst["type"] != "container":
-        raise LXDError(404, "Instance not found")
-    if prefix == "virtual-machines" and inst["type"] != "virtual-machine":
+    if kind and inst["type"] != kind:
         raise LXDError(404, "Instance not found")
     return inst
+
+
+def lookup(ctx: Ctx, name: str, prefix: str = "instances") -> dict[str, Any]:
+    """The instance behind a request, after :func:`check_request` (type-checked against the
+    alias or ``?instance-type``)."""
+    return find(ctx, name, check_request(ctx, name, prefix))
+
+
+def fetch(ctx: Ctx, name: str, kind: str) -> dict[str, Any]:
+    """The instance as LXD's log and console handlers load it: an unknown project is
+    ``Project not found``, a missing instance ``Failed to fetch instance "x" in project "p":
+    Instance not found``; then the type (plain ``Instance not found``)."""
+    if not ctx.state.has_project(ctx.project):
+        raise LXDError(404, "Project not found")
+    if name not in ctx.state.families["instances"].get(ctx.project, {}):
+        raise LXDError(404, f"Failed to fetch instance {go_quote(name)} in project "
+                            f"{go_quote(ctx.project)}: Instance not found")
+    return find(ctx, name, kind)
 
 
 def op_resources(name: str, project: str, *extra: str) -> dict[str, list[str]]:
@@ -412,12 +522,8 @@ def op_resources(name: str, project: str, *extra: str) -> dict[str, list[str]]:
 
 @routes("", "GET")
 def list_instances(ctx: Ctx, prefix: str) -> Response:
+    wanted = instance_type(ctx, prefix)  # checked before the filter
     clauses = filters.from_query(ctx.request.args.get("filter", ""))
-    wanted = ctx.request.args.get("instance-type", "")
-    if prefix == "containers":
-        wanted = "container"
-    elif prefix == "virtual-machines":
-        wanted = "virtual-machine"
     all_projects = ctx.request.args.get("all-projects", "").lower() in ("true", "1")
     with ctx.state.lock:
         if all_projects:
@@ -444,36 +550,60 @@ def list_instances(ctx: Ctx, prefix: str) -> Response:
 
 @routes("", "POST")
 def create_instance(ctx: Ctx, prefix: str) -> Response:
+    """LXD 5.0.2's order: the body, ``?instance-type``, the body's ``instance_type``,
+    ``?target``, the project, the profiles, the name, the source type, then what that source
+    needs (a copy or an image source ignores ``type`` and ``architecture``)."""
     body = ctx.body(INSTANCES_POST)
     project = ctx.project
     source = body["source"]
-    kind = body["type"] or ""
-    if kind not in ("", "container", "virtual-machine"):
-        raise LXDError(400, "Invalid instance type")
-    if body["name"]:
-        check_instance_name(body["name"])
-    if source["type"] not in ("image", "none", "copy", "migration"):
-        raise LXDError(400, f"Unknown source type {source['type']}")
+    instance_type(ctx, prefix)
+    config_sent = dict(body["config"])
     if body["instance_type"]:
-        raise LXDError(400, f"Bad custom instance type: {body['instance_type']}")
-    if body["architecture"] and body["architecture"] not in imagefile.ARCHITECTURES:
-        raise LXDError(500, f"Architecture isn't supported: {body['architecture']}")
+        for key, value in instance_type_limits(body["instance_type"]).items():
+            if not config_sent.get(key):
+                config_sent[key] = value
+    if ctx.request.args.get("target", ""):
+        raise LXDError(400, "Target only allowed when clustered")
+    with ctx.state.lock:
+        if not ctx.state.has_project(project):
+            raise LXDError(404, "Failed loading project: Project not found")
     raw = first_value(ctx.raw_body())
     sent = raw.get("profiles") if isinstance(raw, dict) else None
     profiles_sent = body["profiles"] if sent is not None else None
     with ctx.state.lock:
-        if not ctx.state.has_project(project):
-            raise LXDError(404, "Project not found")
         known = _profiles_of(ctx.state, project)
         for name in profiles_sent or []:
             if name not in known:
                 raise LXDError(500, f'Requested profile "{name}" doesn\'t exist')
+    if "/" in body["name"]:
+        raise LXDError(400, 'The character "/" is reserved for snapshots')
+    if body["name"]:
+        check_instance_name(body["name"])
+    if source["type"] not in ("image", "none", "copy", "migration"):
+        raise LXDError(400, f"Unknown source type {source['type']}")
+    kind = body["type"] or ""
+
+    def check_kind() -> None:
+        if kind not in ("", "container", "virtual-machine"):
+            raise LXDError(400, "Invalid instance type")
+
+    architecture = body["architecture"]
+    if source["type"] == "none":
+        check_kind()
+        if architecture and architecture not in imagefile.ARCHITECTURES:
+            raise LXDError(500, f"Architecture isn't supported: {architecture}")
+    elif source["type"] == "migration":
+        if source["mode"] in ("pull", "push"):
+            if architecture not in imagefile.ARCHITECTURES:
+                raise LXDError(400, f"Architecture isn't supported: {architecture}")
+            check_kind()
+        # Divergence: the fake does not migrate instances.
+        raise LXDError(501, f'Mode "{source["mode"]}" not implemented')
+    with ctx.state.lock:
         taken = instances_of(ctx.state, project)
         name = body["name"] or petname(taken)
         image: dict[str, Any] | None = None
         copy_from: tuple[dict[str, Any], dict[str, Any] | None] | None = None
-        if source["type"] == "migration":
-            raise LXDError(501, f'Mode "{source["mode"]}" not implemented')
         if source["type"] == "image":
             if not (source["alias"] or source["fingerprint"] or source["properties"]):
                 raise LXDError(500, "Must specify one of alias, fingerprint or properties for "
@@ -483,6 +613,7 @@ def create_instance(ctx: Ctx, prefix: str) -> Response:
             image = images_api.find_image(ctx.state, project, source["alias"] or None,
                                           source["fingerprint"] or None,
                                           source["properties"] or None)
+            check_kind()
         extra: tuple[str, ...] = ()
         if source["type"] == "copy":
             if not source["source"]:
@@ -491,15 +622,15 @@ def create_instance(ctx: Ctx, prefix: str) -> Response:
             inst_name, _, snap_name = source["source"].partition("/")
             src = ctx.state.families["instances"].get(src_project, {}).get(inst_name)
             if src is None:
-                raise LXDError(404, f'Failed to fetch instance "{inst_name}" in project '
-                                    f'"{src_project}": Instance not found')
+                raise LXDError(404, f"Failed to fetch instance {go_quote(source['source'])} in "
+                                    f"project {go_quote(src_project)}: Instance not found")
             snap = None
             if snap_name:
                 snap = src["snapshots"].get(snap_name)
                 if snap is None:
-                    raise LXDError(404, f'Failed to fetch snapshot "{snap_name}" of instance '
-                                        f'"{inst_name}" in project "{src_project}": '
-                                        "InstanceSnapshot not found")
+                    raise LXDError(404, f"Failed to fetch snapshot {go_quote(snap_name)} of "
+                                        f"instance {go_quote(inst_name)} in project "
+                                        f"{go_quote(src_project)}: InstanceSnapshot not found")
             copy_from = (src, snap)
             extra = (source["source"],)
     if profiles_sent is None:
@@ -537,6 +668,7 @@ def create_instance(ctx: Ctx, prefix: str) -> Response:
             record["devices"] = {**{k: dict(v) for k, v in origin["devices"].items()},
                                  **record["devices"]}
             record["architecture"] = origin["architecture"]
+            record["type"] = src["type"]
             record["files"] = dict(origin["files"])
             record["metadata"] = json.loads(json.dumps(src.get("metadata")))
             record["templates"] = dict(src.get("templates") or {})
@@ -546,7 +678,7 @@ def create_instance(ctx: Ctx, prefix: str) -> Response:
                 for snap_name, item in src["snapshots"].items():
                     record["snapshots"][snap_name] = copy_snapshot(item)
             config["volatile.apply_template"] = "copy"
-        config.update(body["config"])
+        config.update(config_sent)
         try:
             check_config(config, record["type"])
         except Invalid as exc:
@@ -717,10 +849,29 @@ def patch_instance(ctx: Ctx, name: str, prefix: str) -> Response:
     return responses.empty()
 
 
+def _check_move_target(ctx: Ctx, name: str, kind: str) -> None:
+    """``POST /1.0/instances/{name}?target=``: the project, the member (only ``none`` outside
+    a cluster), the instance; then LXD 5.0.2 finds its own member offline (no heartbeats)."""
+    if not ctx.state.has_project(ctx.project):
+        raise LXDError(404, "Failed loading project: Project not found")
+    if ctx.request.args.get("target") != "none":
+        raise LXDError(404, "Failed to get target node: Cluster member not found")
+    inst = ctx.state.families["instances"].get(ctx.project, {}).get(name)
+    if inst is None or (kind and inst.get("type", "container") != kind):
+        raise LXDError(404, "Failed to get address of instance's member: Instance not found")
+    raise LXDError(400, "Target node is offline")
+
+
 @routes("/<name>", "POST")
 def rename_instance(ctx: Ctx, name: str, prefix: str) -> Response:
-    body = ctx.body(INSTANCE_POST)
+    """LXD looks the instance (and a ``?target``) up before it reads the body."""
     project = ctx.project
+    kind = check_request(ctx, name, prefix)
+    with ctx.state.lock:
+        if ctx.request.args.get("target", ""):
+            _check_move_target(ctx, name, kind)
+        find(ctx, name, kind)
+    body = ctx.body(INSTANCE_POST)
     if body["migration"]:
         raise LXDError(500, "The fake does not support instance migration")
     new_name = body["name"]
@@ -835,11 +986,11 @@ ACTIONS = {"start": "Starting instance", "stop": "Stopping instance",
 
 @routes("/<name>/state", "PUT")
 def put_state(ctx: Ctx, name: str, prefix: str) -> Response:
-    body = ctx.body(STATE_PUT)
     project = ctx.project
-    action = body["action"]
-    with ctx.state.lock:
+    with ctx.state.lock:  # LXD looks the instance up before it reads the body
         lookup(ctx, name, prefix)
+    body = ctx.body(STATE_PUT)
+    action = body["action"]
     if action not in ACTIONS:
         raise LXDError(400, f"Unknown action: '{action}'")
     source = instance_url(name, project)
@@ -895,8 +1046,11 @@ def put_state(ctx: Ctx, name: str, prefix: str) -> Response:
 
 
 def _log_name_ok(name: str) -> bool:
-    return name in ("lxc.log", "lxc.conf") or name.startswith(("exec_", "migration_",
-                                                                "snapshot_"))
+    """LXD 5.0.2's log names: no ``/``, ``\\`` or ``..``, and a known name or prefix."""
+    if "/" in name or "\\" in name or ".." in name:
+        return False
+    return name in ("lxc.log", "lxc.conf", "qemu.log") or name.startswith(
+        ("exec_", "migration_", "snapshot_"))
 
 
 @routes("/<name>/logs", "GET")
@@ -914,17 +1068,16 @@ def _file_reply(data: bytes, filename: str) -> Response:
     return resp
 
 
-@routes("/<name>/logs/<path:file>", "GET")
+@routes("/<name>/logs/<file>", "GET")
 def get_log(ctx: Ctx, name: str, file: str, prefix: str) -> Response:
     with ctx.state.lock:
-        inst = lookup(ctx, name, prefix)
-        if "/" in file:
-            raise LXDError(404, "not found")
+        inst = fetch(ctx, name, check_request(ctx, name, prefix))
         if not _log_name_ok(file):
             raise LXDError(400, f"log file name {file} not valid")
         data = inst["logs"].get(file)
         if data is None:
-            raise LXDError(500, f"open {LOG_DIR}/{name}/{file}: no such file or directory")
+            problem = "invalid argument" if "\x00" in file else "no such file or directory"
+            raise LXDError(500, f"open {LOG_DIR}/{name}/{file}: {problem}")
     # LXD 5.0.2 names the log under /backups/ in this event.
     ctx.lifecycle("instance-log-retrieved", f"/1.0/instances/{name}/backups/{file}")
     resp = _file_reply(bytes(data), file)
@@ -932,16 +1085,16 @@ def get_log(ctx: Ctx, name: str, file: str, prefix: str) -> Response:
     return resp
 
 
-@routes("/<name>/logs/<path:file>", "DELETE")
+@routes("/<name>/logs/<file>", "DELETE")
 def delete_log(ctx: Ctx, name: str, file: str, prefix: str) -> Response:
     with ctx.state.lock:
-        inst = lookup(ctx, name, prefix)
-        if "/" in file:
-            raise LXDError(404, "not found")
+        inst = fetch(ctx, name, check_request(ctx, name, prefix))
         if not _log_name_ok(file):
             raise LXDError(400, f"log file name {file} not valid")
         if file in ("lxc.log", "lxc.conf"):
             raise LXDError(400, "lxc.log and lxc.conf may not be deleted")
+        if "\x00" in file:
+            raise LXDError(500, f"remove {LOG_DIR}/{name}/{file}: invalid argument")
         if file not in inst["logs"]:
             raise LXDError(404, f"remove {LOG_DIR}/{name}/{file}: no such file or directory")
         del inst["logs"][file]
@@ -966,8 +1119,11 @@ def get_console(ctx: Ctx, name: str, prefix: str) -> Response:
 
 @routes("/<name>/console", "DELETE")
 def delete_console(ctx: Ctx, name: str, prefix: str) -> Response:
+    """LXD 5.0.2 ignores the type here (alias and ``?instance-type``)."""
+    if "/" in name:
+        raise LXDError(400, "Invalid instance name")
     with ctx.state.lock:
-        inst = lookup(ctx, name, prefix)
+        inst = fetch(ctx, name, "")
         if not inst["started"]:
             raise LXDError(404, f"stat {LOG_DIR}/{name}/console.log: no such file or directory")
         inst["console"] = b""
@@ -1015,30 +1171,67 @@ def put_metadata(ctx: Ctx, name: str, prefix: str) -> Response:
     return responses.empty()
 
 
+CONTAINERS_DIR = "/var/lib/lxd/containers"
+
+
+def _template_path(ctx: Ctx, required: bool, mkdir: dict[str, Any] | None = None) -> str:
+    """``?path=`` of a template request, checked as LXD 5.0.2 does (after the instance; a
+    POST creates the templates directory of ``mkdir`` before it checks the name)."""
+    path = ctx.request.args.get("path", "")
+    if not path and required:
+        raise LXDError(400, "missing path argument")
+    if mkdir is not None:
+        mkdir["templates_dir"] = True
+    if "/" in path:
+        raise LXDError(500, "Invalid template filename")
+    return path
+
+
+def _templates_dir(inst: dict[str, Any]) -> bool:
+    """Whether the instance's ``templates`` directory exists (a POST creates it)."""
+    return bool(inst.get("templates_dir", bool(inst.get("templates"))))
+
+
+def _template_file(inst: dict[str, Any], path: str) -> str:
+    return f"{CONTAINERS_DIR}/{inst['name']}/templates/{path}"
+
+
 @routes("/<name>/metadata/templates", "GET")
 def get_templates(ctx: Ctx, name: str, prefix: str) -> Response:
-    path = ctx.request.args.get("path", "")
     with ctx.state.lock:
         inst = lookup(ctx, name, prefix)
+        path = _template_path(ctx, required=False)
         templates = inst.setdefault("templates", {})
         if not path:
             return responses.sync(sorted(templates))
+        if "\x00" in path:
+            raise LXDError(500, f"open {_template_file(inst, path)}: invalid argument")
+        if path == ".." or (path == "." and _templates_dir(inst)):
+            # LXD copies the directory to a temporary file (a random name) and fails.
+            raise LXDError(500, f"write /tmp/lxd_template{random.randrange(10**8, 10**9)}: "
+                                "copy_file_range: is a directory")
         if path not in templates:
-            raise LXDError(404, f"Template '{path}' not found")
+            raise LXDError(404, f"Template {go_quote(path)} not found")
         data = bytes(templates[path])
     ctx.lifecycle("instance-metadata-template-retrieved",
                   f"/1.0/instances/{name}/metadata/templates?path={path}")
     return _file_reply(data, path)
 
 
-@routes("/<name>/metadata/templates", "POST", "PUT")
+@routes("/<name>/metadata/templates", "POST")
 def post_template(ctx: Ctx, name: str, prefix: str) -> Response:
-    path = ctx.request.args.get("path", "")
-    if not path:
-        raise LXDError(400, "missing path argument")
+    """LXD 5.0.2 has no PUT here (501 ``not implemented``)."""
+    with ctx.state.lock:
+        inst = lookup(ctx, name, prefix)
+        path = _template_path(ctx, required=True, mkdir=inst)
     data = ctx.raw_body()
     with ctx.state.lock:
         inst = lookup(ctx, name, prefix)
+        if "\x00" in path:
+            raise LXDError(500, f"open {_template_file(inst, path)}: invalid argument")
+        if path in (".", ".."):
+            target = f"{CONTAINERS_DIR}/{name}" + ("/templates" if path == "." else "")
+            raise LXDError(500, f"open {target}: is a directory")
         inst.setdefault("templates", {})[path] = data
     ctx.lifecycle("instance-metadata-template-created",
                   f"/1.0/instances/{name}/metadata/templates?path={path}")
@@ -1047,15 +1240,23 @@ def post_template(ctx: Ctx, name: str, prefix: str) -> Response:
 
 @routes("/<name>/metadata/templates", "DELETE")
 def delete_template(ctx: Ctx, name: str, prefix: str) -> Response:
-    path = ctx.request.args.get("path", "")
-    if not path:
-        raise LXDError(400, "missing path argument")
+    """Divergence: ``?path=..`` removes the instance's ``/var/lib/lxd/containers/<name>``
+    symlink in LXD 5.0.2 (200, the instance is broken); the fake answers 200 and keeps it."""
     with ctx.state.lock:
         inst = lookup(ctx, name, prefix)
+        path = _template_path(ctx, required=True)
         templates = inst.setdefault("templates", {})
-        if path not in templates:
-            raise LXDError(404, f"Template '{path}' not found")
-        del templates[path]
+        if "\x00" in path:
+            raise LXDError(500, f"remove {_template_file(inst, path)}: invalid argument")
+        if path == "." and _templates_dir(inst):
+            if templates:
+                raise LXDError(500, f"remove {CONTAINERS_DIR}/{name}/templates: directory "
+                                    "not empty")
+            inst["templates_dir"] = False
+        elif path != "..":
+            if path not in templates:
+                raise LXDError(404, f"Template {go_quote(path)} not found")
+            del templates[path]
     ctx.lifecycle("instance-metadata-template-deleted",
                   f"/1.0/instances/{name}/metadata/templates?path={path}")
     return responses.empty()

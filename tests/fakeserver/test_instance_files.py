@@ -521,3 +521,47 @@ def test_concurrent_pushes_all_land(api: API, inst: str) -> None:
         thread.join()
     assert not errors
     assert sorted(pull(api, inst, "/srv").metadata) == sorted(f"c{i}" for i in range(20))
+
+
+# -- Go's quoting, and form bodies -------------------------------------------------------------
+
+
+def test_sftp_errors_quote_the_message_as_go_does(api: API, inst: str) -> None:
+    """``sftp: %q (SSH_FX_FAILURE)``: quotes, tabs and bytes that are not UTF-8 escaped; a
+    symlink target that is not UTF-8 reads back as its bytes."""
+    assert_error(pull(api, inst, '/etc/hostname/a"b\tcé'), 500,
+                 'sftp: "lstat /etc/hostname/a\\"b\\tcé: not a directory" (SSH_FX_FAILURE)')
+    assert push(api, inst, "/srv/f", b"x").status == 200
+    assert_error(push(api, inst, "/srv/f", b'\xff/x"', X_LXD_type="symlink"), 500,
+                 'sftp: "symlink \\xff/x\\" /srv/f: file exists" (SSH_FX_FAILURE)')
+    assert push(api, inst, "/srv/l", b"\xfe\xc3\xa9", X_LXD_type="symlink").status == 200
+    reply = pull(api, inst, "/srv/l")
+    assert (reply.status, reply.raw, reply.headers["X-Lxd-Type"]) == (
+        200, b"/srv/\xfe\xc3\xa9", "symlink")
+
+
+def test_a_form_post_is_read_as_the_form(api: API, inst: str) -> None:
+    """LXD reads ``path`` with Go's ``FormValue``: a form-encoded POST (what ``curl -d``
+    sends) has its body parsed as the form, whose ``path`` comes first, and writes nothing."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert push(api, inst, "/srv/a", b"hello", **form).status == 200
+    assert (pull(api, inst, "/srv/a").raw, pull(api, inst, "/srv/a").status) == (b"", 200)
+    assert push(api, inst, "/srv/b", b"x=1&path=%2Fsrv%2Fc&path=/srv/d", **form).status == 200
+    assert (pull(api, inst, "/srv/c").status, pull(api, inst, "/srv/b").status) == (200, 404)
+    assert pull(api, inst, "/srv/d").status == 404
+    assert_error(push(api, inst, "/srv/e", b"path=", **form), 400, "Missing path argument")
+    assert pull(api, inst, "/srv/e").status == 404
+    # Pairs Go cannot parse are dropped; the media type is what counts.
+    typed = {"Content-Type": "Application/X-WWW-Form-Urlencoded; charset=utf-8"}
+    assert push(api, inst, "/srv/g", b"%zz&a;b=1&x", **typed).status == 200
+    assert pull(api, inst, "/srv/g").raw == b""
+    assert_error(push(api, inst, "/srv/g", b"%zz&path", **typed), 400, "Missing path argument")
+    assert_error(push(api, inst, "/srv/a", b"x", X_LXD_type="symlink", **form), 404,
+                 "Not Found")
+    assert push(api, inst, "/srv/h", b"path=/srv/i", **{"Content-Type": "text/plain"}
+                ).status == 200
+    assert pull(api, inst, "/srv/h").raw == b"path=/srv/i"
+    reply = api.request("DELETE", files(inst), params={"path": "/srv/nope"},
+                        data=b"path=/srv/a", headers=form)
+    assert_error(reply, 404, "Not Found")
+    assert pull(api, inst, "/srv/a").status == 200

@@ -20,7 +20,7 @@ from tests.robustness.rawhttp import RawReply, check_envelope
 from tests.robustness.world import Endpoint, World, pruned
 
 #: Raw (non-envelope) success bodies LXD documents: file, log, export and metrics replies.
-RAW_SUCCESS = re.compile(r"/(export|logs/<path:file>|console|files|metrics)$|/backups/.*/export$")
+RAW_SUCCESS = re.compile(r"/(export|logs/<file>|console|files|metrics)$|/backups/.*/export$")
 #: Endpoints that upgrade to a websocket: without the upgrade, gorilla's plain 400.
 WEBSOCKETS = re.compile(r"^/1\.0/events$|/websocket$|/sftp$")
 PY_WHITESPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0"
@@ -180,11 +180,7 @@ def check(world: World, endpoint: Endpoint, reply: RawReply, strategy: str, *,
 
 #: Bugs in modules this suite may not edit, reported to their owners and reproduced one by one
 #: in test_known_bugs.py (strict xfails): (a line of the traceback, what happens).
-KNOWN_TRACEBACKS: list[tuple[str, str]] = [
-    ("_link_target(path, entry.target).encode()",
-     "fakeserver/api/instance_files.py get_file: a symlink whose target is not UTF-8 (pushed "
-     "as raw bytes) cannot be read back"),
-]
+KNOWN_TRACEBACKS: list[tuple[str, str]] = []
 
 
 def known_bug(traceback_text: str) -> str | None:

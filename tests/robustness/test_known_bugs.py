@@ -56,7 +56,8 @@ def test_instance_patch_reads_only_the_first_json_value(api: API) -> None:
 
 def test_symlink_targets_are_bytes(api: API) -> None:
     """A symlink pushed with a target that is not UTF-8: LXD reads it back as those bytes, and
-    quotes them Go's way in sftp errors; the fake fails to encode it (500)."""
+    quotes them Go's way in sftp errors (``%q``: ``\\xff``). The fake used to fail to encode
+    it (500); fixed."""
     name = instancefixtures.make(api)
     files = f"/1.0/instances/{name}/files"
     link = {"X-LXD-type": "symlink"}
@@ -72,5 +73,4 @@ def test_symlink_targets_are_bytes(api: API) -> None:
     ok = ok and refused.error == ('sftp: "symlink \\xff\\xfe /etc/hostname: file exists" '
                                   "(SSH_FX_FAILURE)")
     _expect(api, read, ok, "fakeserver/api/instance_files.py: symlink targets as bytes "
-                           "(get_file encodes them; _sftp_error does not quote them with %q)",
-            open_bug=True)
+                           "(get_file encodes them; _sftp_error quotes them with %q)")
