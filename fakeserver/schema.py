@@ -291,6 +291,15 @@ def _quote_byte(c: int) -> str:
     return f"'\\x{c:02x}'" if c < 0x80 else f"'\\u{c:04x}'"
 
 
+# Inside a number: the state after a digit, a "." and an "e"/"E" (None: the number ended).
+_NUMBER_STEPS = {"num0": (None, "dot", "exp"), "num1": ("num1", "dot", "exp"),
+                 "dot0": ("dot0", None, "exp"), "exp0": ("exp0", None, None)}
+# States where a number needs a digit next, and Go's complaint when it is not one.
+_NUMBER_DIGIT = {"dot": "after decimal point in numeric literal",
+                 "exp": "in exponent of numeric literal",
+                 "expsign": "in exponent of numeric literal"}
+
+
 def go_scan(data: bytes) -> str:
     """The error Go's ``json.Decoder`` meets reading the first value of ``data`` ("" if it
     reads one). Trailing bytes after a complete value are never looked at, as in Go."""
@@ -312,7 +321,7 @@ def _scan(data: bytes) -> tuple[str, int]:
     state = "value"
     while True:
         if i >= n:
-            if state in ("end", "num1", "num0", "dot0", "exp0") and not stack:
+            if (state == "end" or state in _NUMBER_STEPS) and not stack:
                 return "", i
             return "unexpected EOF", i
         c = data[i]
@@ -335,16 +344,11 @@ def _scan(data: bytes) -> tuple[str, int]:
                     return err(c, "looking for beginning of object key string"), i
                 state, i = "string", i + 1
                 continue
-            if c == 0x7B:  # {
-                stack.append(0)
+            if c in (0x7B, 0x5B):  # { [
+                stack.append(0 if c == 0x7B else 2)
                 if len(stack) > _MAX_DEPTH:
                     return err(c, "exceeded max depth"), i
-                state, i = "key_or_close", i + 1
-            elif c == 0x5B:  # [
-                stack.append(2)
-                if len(stack) > _MAX_DEPTH:
-                    return err(c, "exceeded max depth"), i
-                state, i = "value_or_close", i + 1
+                state, i = "key_or_close" if c == 0x7B else "value_or_close", i + 1
             elif c == 0x22:
                 state, i = "string", i + 1
             elif c == 0x2D:
@@ -406,47 +410,22 @@ def _scan(data: bytes) -> tuple[str, int]:
                 return err(c, "in numeric literal"), i
             i += 1
             continue
-        if state == "num1" and 0x30 <= c <= 0x39:
-            i += 1
+        if state in _NUMBER_STEPS:
+            after = _NUMBER_STEPS[state]
+            following = after[0] if 0x30 <= c <= 0x39 else after[1] if c == 0x2E else \
+                after[2] if c in b"eE" else None
+            if following is None:
+                state = "end"  # the number ended before this byte
+            else:
+                state, i = following, i + 1
             continue
-        if state in ("num1", "num0"):
-            if c == 0x2E:
-                state, i = "dot", i + 1
-                continue
-            if c in b"eE":
-                state, i = "exp", i + 1
-                continue
-            state = "end"
+        if state == "exp" and c in b"+-":
+            state, i = "expsign", i + 1
             continue
-        if state == "dot":
-            if 0x30 <= c <= 0x39:
-                state, i = "dot0", i + 1
-                continue
-            return err(c, "after decimal point in numeric literal"), i
-        if state == "dot0":
-            if 0x30 <= c <= 0x39:
-                i += 1
-                continue
-            if c in b"eE":
-                state, i = "exp", i + 1
-                continue
-            state = "end"
-            continue
-        if state == "exp":
-            if c in b"+-":
-                state, i = "expsign", i + 1
-                continue
-            state = "expsign"
-        if state == "expsign":
-            if 0x30 <= c <= 0x39:
-                state, i = "exp0", i + 1
-                continue
-            return err(c, "in exponent of numeric literal"), i
-        if state == "exp0":
-            if 0x30 <= c <= 0x39:
-                i += 1
-                continue
-            state = "end"
+        if state in _NUMBER_DIGIT:
+            if not 0x30 <= c <= 0x39:
+                return err(c, _NUMBER_DIGIT[state]), i
+            state, i = "exp0" if state in ("exp", "expsign") else "dot0", i + 1
             continue
         # state == "end": a value just ended
         if not stack:
@@ -460,23 +439,17 @@ def _scan(data: bytes) -> tuple[str, int]:
                 return err(c, "after object key"), i
             stack[-1] = 1
             state, i = "value", i + 1
-        elif top == 1:
-            if c == 0x2C:
-                stack[-1] = 0
-                state, i = "key", i + 1
-            elif c == 0x7D:
+        else:  # after an object's value (1) or an array's element (2)
+            in_object = top == 1
+            if c == 0x2C:  # ,
+                stack[-1] = 0 if in_object else 2
+                state, i = "key" if in_object else "value", i + 1
+            elif c == (0x7D if in_object else 0x5D):  # } ]
                 stack.pop()
                 i += 1
             else:
-                return err(c, "after object key:value pair"), i
-        else:
-            if c == 0x2C:
-                state, i = "value", i + 1
-            elif c == 0x5D:
-                stack.pop()
-                i += 1
-            else:
-                return err(c, "after array element"), i
+                return err(c, "after object key:value pair" if in_object
+                           else "after array element"), i
 
 
 def syntax_error(text: str | bytes) -> str:
