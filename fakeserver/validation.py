@@ -65,35 +65,45 @@ def _any(value: str) -> None:
 
 Checker = Callable[[str], None]
 
+
+def _keys(checker: Checker, names: str) -> dict[str, Checker]:
+    """``checker`` for each of the white-space separated key ``names``."""
+    return dict.fromkeys(names.split(), checker)
+
+
 INSTANCE_KEYS: dict[str, Checker] = {
-    "boot.autostart": _bool, "boot.autostart.delay": _int, "boot.autostart.priority": _int,
-    "boot.stop.priority": _int, "boot.host_shutdown_timeout": _int,
-    "cloud-init.network-config": _any, "cloud-init.user-data": _any,
-    "cloud-init.vendor-data": _any, "cluster.evacuate": _any,
-    "limits.cpu": _cpu, "limits.cpu.allowance": _any, "limits.cpu.priority": _priority,
-    "limits.disk.priority": _priority, "limits.memory": _memory,
-    "limits.memory.enforce": _any, "limits.memory.swap": _bool,
-    "limits.memory.swap.priority": _priority, "limits.network.priority": _priority,
-    "limits.processes": _int,
-    "linux.kernel_modules": _any, "migration.incremental.memory": _bool,
-    "migration.incremental.memory.goal": _uint, "migration.incremental.memory.iterations": _uint,
-    "migration.stateful": _bool, "nvidia.driver.capabilities": _any, "nvidia.runtime": _bool,
-    "nvidia.require.cuda": _any, "nvidia.require.driver": _any,
-    "raw.apparmor": _any, "raw.idmap": _any, "raw.lxc": _any, "raw.qemu": _any,
-    "raw.qemu.conf": _any, "raw.seccomp": _any,
-    "security.devlxd": _bool, "security.devlxd.images": _bool, "security.idmap.base": _uint,
-    "security.idmap.isolated": _bool, "security.idmap.size": _uint, "security.nesting": _bool,
-    "security.privileged": _bool, "security.protection.delete": _bool,
-    "security.protection.shift": _bool, "security.secureboot": _bool, "security.csm": _bool,
-    "security.agent.metrics": _bool, "security.syscalls.allow": _any,
-    "security.syscalls.deny": _any, "security.syscalls.deny_compat": _bool,
-    "security.syscalls.deny_default": _bool, "security.syscalls.blacklist": _any,
-    "security.syscalls.blacklist_compat": _bool, "security.syscalls.blacklist_default": _bool,
-    "security.syscalls.whitelist": _any,
-    "snapshots.schedule": _any, "snapshots.schedule.stopped": _bool,
-    "snapshots.pattern": _any, "snapshots.expiry": _any,
-    "agent.nic_config": _bool, "user.user-data": _any, "user.vendor-data": _any,
-    "user.network-config": _any, "user.meta-data": _any,
+    **_keys(_bool, """
+        boot.autostart limits.memory.swap migration.incremental.memory migration.stateful
+        nvidia.runtime security.devlxd security.devlxd.images security.idmap.isolated
+        security.nesting security.privileged security.protection.delete
+        security.protection.shift security.secureboot security.csm security.agent.metrics
+        security.syscalls.deny_compat security.syscalls.deny_default
+        security.syscalls.blacklist_compat security.syscalls.blacklist_default
+        snapshots.schedule.stopped agent.nic_config
+    """),
+    **_keys(_int, """
+        boot.autostart.delay boot.autostart.priority boot.stop.priority
+        boot.host_shutdown_timeout limits.processes
+    """),
+    **_keys(_any, """
+        cloud-init.network-config cloud-init.user-data cloud-init.vendor-data cluster.evacuate
+        limits.cpu.allowance limits.memory.enforce linux.kernel_modules
+        nvidia.driver.capabilities nvidia.require.cuda nvidia.require.driver raw.apparmor
+        raw.idmap raw.lxc raw.qemu raw.qemu.conf raw.seccomp security.syscalls.allow
+        security.syscalls.deny security.syscalls.blacklist security.syscalls.whitelist
+        snapshots.schedule snapshots.pattern snapshots.expiry user.user-data user.vendor-data
+        user.network-config user.meta-data
+    """),
+    **_keys(_cpu, "limits.cpu"),
+    **_keys(_priority, """
+        limits.cpu.priority limits.disk.priority limits.memory.swap.priority
+        limits.network.priority
+    """),
+    **_keys(_memory, "limits.memory"),
+    **_keys(_uint, """
+        migration.incremental.memory.goal migration.incremental.memory.iterations
+        security.idmap.base security.idmap.size
+    """),
 }
 INSTANCE_PREFIXES: dict[str, Checker] = {
     "user.": _any, "environment.": _any, "image.": _any, "volatile.": _any,
