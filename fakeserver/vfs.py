@@ -282,44 +282,44 @@ class FS:
         self._touch_parent(found.path, now)
         return found.path
 
-    def remove(self, path: str, cwd: str = "/") -> str:
-        """sftp's Remove: unlink a file or symlink, or rmdir an empty directory."""
-        found = self.resolve(path, cwd, follow=False)
-        if found.entry is None:
-            raise FSError("ENOENT", path)
+    def _removable(self, path: str, cwd: str) -> tuple[str, Entry]:
+        """The canonical path and entry ``path`` names (a final symlink not followed), unless
+        it is missing (``ENOENT``) or ``/`` (``EBUSY``)."""
+        found = self.lstat(path, cwd)
         if found.path == "/":
             raise FSError("EBUSY", path)
-        if found.entry.type == "directory" and self.listdir(found.path):
+        assert found.entry is not None
+        return found.path, found.entry
+
+    def _forget(self, path: str) -> None:
+        del self.tree[path]
+        self.mtimes.pop(path, None)
+
+    def remove(self, path: str, cwd: str = "/") -> str:
+        """sftp's Remove: unlink a file or symlink, or rmdir an empty directory."""
+        canonical, entry = self._removable(path, cwd)
+        if entry.type == "directory" and self.listdir(canonical):
             raise FSError("ENOTEMPTY", path)
-        del self.tree[found.path]
-        self.mtimes.pop(found.path, None)
-        self._touch_parent(found.path, time.time_ns())
-        return found.path
+        self._forget(canonical)
+        self._touch_parent(canonical, time.time_ns())
+        return canonical
 
     def unlink(self, path: str, cwd: str = "/") -> str:
         """``unlink(2)``: ``EISDIR`` for a directory."""
-        found = self.resolve(path, cwd, follow=False)
-        if found.entry is None:
-            raise FSError("ENOENT", path)
-        if found.entry.type == "directory":
+        found = self.lstat(path, cwd)
+        if found.entry is not None and found.entry.type == "directory":
             raise FSError("EISDIR", path)
         return self.remove(found.path)
 
     def remove_tree(self, path: str, cwd: str = "/") -> str:
         """``rm -r``: the entry and everything under it (a symlink is not followed)."""
-        found = self.resolve(path, cwd, follow=False)
-        if found.entry is None:
-            raise FSError("ENOENT", path)
-        if found.path == "/":
-            raise FSError("EBUSY", path)
-        prefix = found.path + "/"
+        canonical, _ = self._removable(path, cwd)
+        prefix = canonical + "/"
         for key in [k for k in self.tree if k.startswith(prefix)]:
-            del self.tree[key]
-            self.mtimes.pop(key, None)
-        del self.tree[found.path]
-        self.mtimes.pop(found.path, None)
-        self._touch_parent(found.path, time.time_ns())
-        return found.path
+            self._forget(key)
+        self._forget(canonical)
+        self._touch_parent(canonical, time.time_ns())
+        return canonical
 
     def chmod(self, path: str, mode: int) -> None:
         """Set the permission bits of the canonical ``path``."""
