@@ -70,6 +70,17 @@ class Body(dict):  # type: ignore[type-arg]
     present: frozenset[str]
 
 
+def patch_config(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """LXD's PATCH of a config map: ``changes`` laid over ``config`` in place, an empty value
+    removing its key. Returns ``config``."""
+    for key, value in changes.items():
+        if value == "":
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
 def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"

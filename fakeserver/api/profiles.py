@@ -11,7 +11,7 @@ from .. import responses
 from ..app import Ctx
 from ..gourl import go_quote, url_segment
 from ..responses import LXDError
-from ..schema import DEVICES, MAP_STR, STR, Struct
+from ..schema import DEVICES, MAP_STR, STR, Struct, patch_config
 from ..state import State
 from ..validation import (
     DeviceNotFound,
@@ -177,12 +177,7 @@ def update_profile(ctx: Ctx, name: str) -> Response:
             config, devices = body["config"], body["devices"]
             description = body["description"]
         else:
-            config = dict(profile["config"])
-            for key, value in body["config"].items():
-                if value == "":
-                    config.pop(key, None)
-                else:
-                    config[key] = value
+            config = patch_config(dict(profile["config"]), body["config"])
             devices = {**profile["devices"], **body["devices"]}
             description = (body["description"] if "description" in body.present
                            else profile["description"])

@@ -13,7 +13,7 @@ from .. import responses
 from ..app import Ctx
 from ..extensions import API_EXTENSIONS
 from ..responses import LXDError
-from ..schema import MAP_ANY, Struct
+from ..schema import MAP_ANY, Struct, patch_config
 from ..state import State
 from . import route
 
@@ -90,11 +90,7 @@ def _validated(state: State, config: dict[str, Any], api: bool = False) -> dict[
 
 def seed_config(state: State, config: dict[str, Any]) -> None:
     """Preseed: merge ``config`` into the server config."""
-    for key, value in _validated(state, config).items():
-        if value == "":
-            state.config.pop(key, None)
-        else:
-            state.config[key] = value
+    patch_config(state.config, _validated(state, config))
 
 
 def environment(ctx: Ctx) -> dict[str, Any]:

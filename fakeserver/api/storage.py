@@ -26,7 +26,7 @@ from .. import responses
 from ..app import Ctx
 from ..gourl import go_quote
 from ..responses import LXDError
-from ..schema import MAP_STR, STR, Struct
+from ..schema import MAP_STR, STR, Struct, patch_config
 from ..state import State
 from ..validation import Invalid, check_name
 from . import route
@@ -397,15 +397,8 @@ def update_pool(ctx: Ctx, name: str) -> Response:
         ctx.check_etag(put_etag(pool))
         # LXD emits the event before it validates anything, so failing updates show it too.
         ctx.lifecycle("storage-pool-updated", pool_url(name), project="default")
-        if ctx.request.method == "PUT":
-            config = dict(body["config"])
-        else:
-            config = dict(pool["config"])
-            for key, value in body["config"].items():
-                if value == "":
-                    config.pop(key, None)
-                else:
-                    config[key] = value
+        config = dict(body["config"]) if ctx.request.method == "PUT" else \
+            patch_config(dict(pool["config"]), body["config"])
         try:
             if pool["driver"] == "dir":
                 check_pool_config(config)

@@ -35,7 +35,7 @@ from ..app import Ctx
 from ..gourl import go_quote
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError
-from ..schema import ANY, BOOL, MAP_STR, STR, Body, Struct
+from ..schema import ANY, BOOL, MAP_STR, STR, Body, Struct, patch_config
 from ..state import State
 from ..validation import Invalid
 from . import route
@@ -313,6 +313,29 @@ def _check_type(vtype: str) -> None:
         raise LXDError(400, "Invalid storage volume type name")
 
 
+def _custom_only(vtype: str) -> None:
+    """Snapshot changes: a known type, and a custom one."""
+    _check_type(vtype)
+    if vtype != "custom":
+        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
+
+
+def _new_name(body: Body) -> str:
+    """The ``name`` a rename asks for."""
+    name: str = body["name"]
+    if not name:
+        raise LXDError(400, "No name provided")
+    if "/" in name:
+        raise LXDError(400, "Storage volume names may not contain slashes")
+    return name
+
+
+def _missing(name: str, project: str, vtype: str, pool: str) -> str:
+    return (f"Storage volume {go_quote(name)} in project {go_quote(project)} of type "
+            f"{go_quote(vtype)} does not exist on pool {go_quote(pool)}: Storage volume not "
+            "found")
+
+
 def _project(ctx: Ctx, message: str) -> str:
     """The project owning custom volumes for this request (404 when it does not exist)."""
     if not ctx.state.has_project(ctx.project):
@@ -417,23 +440,15 @@ def _list(ctx: Ctx, pool_name: str, vtype: str | None) -> Response:
         return responses.sync(entries)
 
 
-@route("/1.0/storage-pools/<pool>/volumes", "GET")
-def list_volumes(ctx: Ctx, pool: str) -> Response:
-    return _list(ctx, pool, None)
-
-
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>", "GET")
-def list_volumes_of_type(ctx: Ctx, pool: str, vtype: str) -> Response:
+@route("/1.0/storage-pools/<pool>/volumes", "GET")
+def list_volumes(ctx: Ctx, pool: str, vtype: str | None = None) -> Response:
     return _list(ctx, pool, vtype)
 
 
-@route("/1.0/storage-pools/<pool>/volumes", "POST")
-def create_volume(ctx: Ctx, pool: str) -> Response:
-    return _create(ctx, pool, None)
-
-
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>", "POST")
-def create_volume_of_type(ctx: Ctx, pool: str, vtype: str) -> Response:
+@route("/1.0/storage-pools/<pool>/volumes", "POST")
+def create_volume(ctx: Ctx, pool: str, vtype: str | None = None) -> Response:
     return _create(ctx, pool, vtype)
 
 
@@ -491,11 +506,8 @@ def _copy(ctx: Ctx, owner: str, pool: dict[str, Any], name: str, body: Body) -> 
         original = find_volume(ctx.state, src_project, source["pool"], "custom",
                                source["name"])
         if original is None:
-            raise OperationFailed(
-                'Failed generating volume copy config: Storage volume '
-                f'{go_quote(source["name"])} in '
-                f'project {go_quote(src_project)} of type "custom" does not exist on pool '
-                f'{go_quote(source["pool"])}: Storage volume not found')
+            raise OperationFailed("Failed generating volume copy config: " + _missing(
+                source["name"], src_project, "custom", source["pool"]))
         if find_volume(ctx.state, owner, pool["name"], "custom", name) is not None:
             raise OperationFailed("Volume by that name already exists")
         config = dict(original["config"])
@@ -515,6 +527,15 @@ def _copy(ctx: Ctx, owner: str, pool: dict[str, Any], name: str, body: Body) -> 
 
 
 # -- one volume ---------------------------------------------------------------------------------
+def _pool_and_volume(ctx: Ctx, project: str, pool: str, vtype: str,
+                     name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    pool_obj = get_pool(ctx, pool)
+    volume = find_volume(ctx.state, project, pool, vtype, name)
+    if volume is None:
+        raise LXDError(404, "Storage pool volume not found")
+    return pool_obj, volume
+
+
 def _lookup(ctx: Ctx, pool_name: str, vtype: str, name: str,
             pool_first: bool = False) -> tuple[str, dict[str, Any]]:
     """LXD's order: the type, the project, then the target and the pool (PUT and PATCH look
@@ -524,10 +545,7 @@ def _lookup(ctx: Ctx, pool_name: str, vtype: str, name: str,
     if pool_first:
         get_pool(ctx, pool_name)
     check_target(ctx)
-    get_pool(ctx, pool_name)
-    volume = find_volume(ctx.state, project, pool_name, vtype, name)
-    if volume is None:
-        raise LXDError(404, "Storage pool volume not found")
+    _, volume = _pool_and_volume(ctx, project, pool_name, vtype, name)
     return project, volume
 
 
@@ -570,15 +588,8 @@ def update_volume(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
                           _event_source(pool, vtype, project, name),
                           context={"snapshot": body["restore"]}, project=project)
             return responses.empty()
-        if ctx.request.method == "PUT":
-            config = dict(body["config"])
-        else:
-            config = dict(volume["config"])
-            for key, value in body["config"].items():
-                if value == "":
-                    config.pop(key, None)
-                else:
-                    config[key] = value
+        config = dict(body["config"]) if ctx.request.method == "PUT" else \
+            patch_config(dict(volume["config"]), body["config"])
         if vtype == "custom":
             check_volume_config(config, volume["content_type"], _internal(project, name))
         volume["config"] = {k: v for k, v in config.items() if v != ""}
@@ -612,11 +623,7 @@ def rename_volume_handler(ctx: Ctx, pool: str, vtype: str, name: str) -> Respons
     if "/" in name:
         raise LXDError(400, "Invalid volume name")
     body = ctx.body(VOLUME_POST)
-    new_name = body["name"]
-    if not new_name:
-        raise LXDError(400, "No name provided")
-    if "/" in new_name:
-        raise LXDError(400, "Storage volume names may not contain slashes")
+    new_name = _new_name(body)
     if vtype != "custom":
         raise LXDError(400, f"Renaming storage volumes of type {go_quote(vtype)} is not "
                             "allowed")
@@ -705,11 +712,7 @@ def volume_state(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
         get_pool(ctx, pool)
         if vtype == "custom":
             if find_volume(ctx.state, project, pool, vtype, name) is None:
-                raise LXDError(404, f'Storage volume {go_quote(name)} in project '
-                                    f'{go_quote(project)} of type '
-                                    f'{go_quote(vtype)} does not exist on pool {go_quote(pool)}: '
-                                    'Storage '
-                                    "volume not found")
+                raise LXDError(404, _missing(name, project, vtype, pool))
         elif vtype != "image" and name not in ctx.state.families["instances"].get(project, {}):
             raise LXDError(404, "Instance not found")
     raise LXDError(500, "Not supported")  # the dir driver cannot measure usage
@@ -747,20 +750,21 @@ def list_snapshots(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
                                f"{s['name']}" for s in snaps])
 
 
-@route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots", "POST")
-def create_snapshot(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
-    """LXD's order: type (a custom one), project, target, pool, volume, then the body."""
-    _check_type(vtype)
-    if vtype != "custom":
-        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
+def _snapshot_request(ctx: Ctx, vtype: str) -> str:
+    """Creating or renaming a snapshot, in LXD's order: the type (a custom one), the project,
+    the target; then (:func:`_pool_and_volume`) the pool, the volume, and last the body."""
+    _custom_only(vtype)
     project = _volume_project(ctx, vtype)
     check_target(ctx)
     ctx.raw_body()  # read before taking the lock
+    return project
+
+
+@route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots", "POST")
+def create_snapshot(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    project = _snapshot_request(ctx, vtype)
     with ctx.state.lock:
-        pool_obj = get_pool(ctx, pool)
-        volume = find_volume(ctx.state, project, pool, vtype, name)
-        if volume is None:
-            raise LXDError(404, "Storage pool volume not found")
+        pool_obj, volume = _pool_and_volume(ctx, project, pool, vtype, name)
         body = ctx.body(SNAPSHOTS_POST)
         snap_name = body["name"] or _next_snapshot_name(volume)
         _check_snapshot_name(snap_name)
@@ -829,23 +833,10 @@ def _snapshot_resources(name: str) -> dict[str, list[str]]:
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots/<snap>", "POST")
 def rename_snapshot_handler(ctx: Ctx, pool: str, vtype: str, name: str, snap: str) -> Response:
-    """LXD's order: type (a custom one), project, target, pool, volume, then the body."""
-    _check_type(vtype)
-    if vtype != "custom":
-        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
-    project = _volume_project(ctx, vtype)
-    check_target(ctx)
-    ctx.raw_body()  # read before taking the lock
+    project = _snapshot_request(ctx, vtype)
     with ctx.state.lock:
-        pool_obj = get_pool(ctx, pool)
-        if find_volume(ctx.state, project, pool, vtype, name) is None:
-            raise LXDError(404, "Storage pool volume not found")
-    body = ctx.body(SNAPSHOT_POST)
-    new_name = body["name"]
-    if not new_name:
-        raise LXDError(400, "No name provided")
-    if "/" in new_name:
-        raise LXDError(400, "Storage volume names may not contain slashes")
+        pool_obj, _ = _pool_and_volume(ctx, project, pool, vtype, name)
+    new_name = _new_name(ctx.body(SNAPSHOT_POST))
 
     def run(op: Operation) -> None:
         volume = find_volume(ctx.state, project, pool, vtype, name)
@@ -873,9 +864,7 @@ def rename_snapshot_handler(ctx: Ctx, pool: str, vtype: str, name: str, snap: st
 
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/snapshots/<snap>", "DELETE")
 def delete_snapshot(ctx: Ctx, pool: str, vtype: str, name: str, snap: str) -> Response:
-    _check_type(vtype)
-    if vtype != "custom":  # before the pool and the project, as in LXD
-        raise LXDError(400, f"Invalid storage volume type {go_quote(vtype)}")
+    _custom_only(vtype)  # before the pool and the project, as in LXD
     with ctx.state.lock:
         project, _volume, _item = _snapshot(ctx, pool, vtype, name, snap)
 
