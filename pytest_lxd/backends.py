@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
-import requests_unixsocket
 
 from . import busybox
 from .client import Client
@@ -403,7 +402,7 @@ class LXDBackend:
     def __init__(self, name: str, endpoint: str, project: str, info: dict[str, Any], *,
                  fake: FakeLXD | None = None, cert: tuple[str, str] | None = None,
                  verify: bool | str = True, tracker: Tracker | None = None,
-                 nodeid: str = "") -> None:
+                 nodeid: str = "", host_infos: HostInfoCache | None = None) -> None:
         self.name = name
         self.endpoint = endpoint
         self.info = info
@@ -416,6 +415,7 @@ class LXDBackend:
         self.server_config: dict[str, str] = {}
         self.cleanups: list[Callable[[], Any]] = []
         self.clients: list[tuple[Client, requests.Session]] = []
+        self._host_infos = host_infos
 
     def __repr__(self) -> str:
         return f"LXDBackend({self.name!r}, endpoint={self.endpoint!r}, project={self.project!r})"
@@ -459,9 +459,20 @@ class LXDBackend:
         verify = kwargs.pop("verify", self.verify)
         session = kwargs.pop("session", None) or self._session(endpoint, cert, verify)
         session.hooks["response"].append(self.tracker.hook)
+        infos = self._host_infos
+        if infos is not None and (endpoint != self.endpoint
+                                  or kwargs.get("version", "1.0") != "1.0"):
+            infos = None  # only the fake's own socket, API 1.0
         try:
-            client = Client(endpoint, cert=cert, verify=verify, project=project,
-                            session=session, **kwargs)
+            known = infos.get(project) if infos is not None else None
+            if known is not None:
+                client = Client._with_host_info(known, endpoint, cert=cert, verify=verify,
+                                                project=project, session=session, **kwargs)
+            else:
+                client = Client(endpoint, cert=cert, verify=verify, project=project,
+                                session=session, **kwargs)
+                if infos is not None:
+                    infos.put(project, client.host_info)
         except BaseException:
             session.close()
             raise
@@ -472,10 +483,6 @@ class LXDBackend:
     def _session(endpoint: str, cert: tuple[str, str] | None,
                  verify: bool | str) -> requests.Session:
         where = resolve_endpoint(endpoint)
-        if where.kind == "unix":
-            session: requests.Session = requests_unixsocket.Session()
-            session.trust_env = False
-            return session
         tls = TLSPolicy(verify) if where.kind == "https" else None
         return make_session(where, cert, tls)
 
@@ -583,6 +590,36 @@ def _copy_default_profile(client: Client, project: str, source: dict[str, Any]) 
               body={"config": source.get("config") or {}, "devices": source.get("devices") or {}})
 
 
+class HostInfoCache:
+    """The session fake's ``GET /1.0`` answers, by project and server config.
+
+    The answer depends on nothing else for a unix client (always trusted; LXD answers for a
+    project that does not exist too), and every test starts from the same snapshot: so the
+    plugin's clients reuse an answer read before for the same project and config instead of
+    asking again. Each client parses its own copy (when it first reads ``host_info``).
+    """
+
+    LIMIT = 64
+
+    def __init__(self, server: FakeLXD) -> None:
+        self.server = server
+        self._known: dict[tuple[str | None, tuple[tuple[str, str], ...]], str] = {}
+
+    def _key(self, project: str | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+        state = self.server.state
+        with state.lock:
+            return project, tuple(sorted(state.config.items()))
+
+    def get(self, project: str | None) -> str | None:
+        """The answer's JSON, if one was read for this project and config."""
+        return self._known.get(self._key(project))
+
+    def put(self, project: str | None, info: dict[str, Any]) -> None:
+        if len(self._known) >= self.LIMIT:
+            self._known.pop(next(iter(self._known)))
+        self._known[self._key(project)] = json.dumps(info)
+
+
 class FakeBackend:
     """The session's fake: a project like the real backend's, restored before each test."""
 
@@ -601,6 +638,7 @@ class FakeBackend:
                                   _call(admin, "GET", "/1.0/profiles/default"))
             self.info = admin.host_info
         self.snapshot = server.snapshot()
+        self.host_infos = HostInfoCache(server)
         self._image = b""
 
     def begin(self, nodeid: str = "") -> LXDBackend:
@@ -609,7 +647,7 @@ class FakeBackend:
         self.server.restore(self.snapshot)
         return LXDBackend("fake", self.server.socket_path, self.project, self.info,
                           fake=self.server, tracker=Tracker(self.project, self.settings.log_size),
-                          nodeid=nodeid)
+                          nodeid=nodeid, host_infos=self.host_infos)
 
     def end(self, env: LXDBackend) -> list[str]:
         problems = env._teardown()

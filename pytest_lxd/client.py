@@ -136,6 +136,27 @@ class Client:
                  cert: tuple[str, str] | None = None, verify: Verify = True,
                  timeout: Timeout = None, project: str | None = None,
                  session: requests.Session | None = None) -> None:
+        self._setup(endpoint, version, cert, verify, timeout, project, session, None)
+
+    @classmethod
+    def _with_host_info(cls, host_info_json: str,
+                        endpoint: str | os.PathLike[str] | None = None, version: str = "1.0",
+                        cert: tuple[str, str] | None = None, verify: Verify = True,
+                        timeout: Timeout = None, project: str | None = None,
+                        session: requests.Session | None = None) -> Client:
+        """A client whose ``GET /1.0`` answer (JSON of its metadata, from a client of the same
+        server and project) is already known: no request is sent, and the answer is parsed on
+        first use. The plugin's per-test clients on the fake, whose every test starts from
+        the same state."""
+        client = cls.__new__(cls)
+        client._setup(endpoint, version, cert, verify, timeout, project, session,
+                      host_info_json)
+        return client
+
+    def _setup(self, endpoint: str | os.PathLike[str] | None, version: str,
+               cert: tuple[str, str] | None, verify: Verify, timeout: Timeout,
+               project: str | None, session: requests.Session | None,
+               host_info_json: str | None) -> None:
         self.endpoint: Endpoint = resolve_endpoint(endpoint)
         if self.endpoint.kind == "unix" and not os.path.exists(str(self.endpoint.socket_path)):
             raise exceptions.ClientConnectionFailed(
@@ -150,8 +171,11 @@ class Client:
         self.cert = self.transport.cert
         self.api = APINode(self.transport, f"/{version}")
         self._resources: dict[str, Any] | None = None
+        self._host_info: dict[str, Any] | None = None
+        self._host_info_json = host_info_json
         try:
-            self.host_info: dict[str, Any] = self._get_host_info()
+            if host_info_json is None:
+                self._host_info = self._get_host_info()
         except exceptions.LXDAPIException as exc:
             self.transport.close()
             raise exceptions.ClientConnectionFailed(
@@ -160,7 +184,8 @@ class Client:
         except BaseException:
             self.transport.close()
             raise
-        if project not in (None, "default") and not self.has_api_extension("projects"):
+        if (host_info_json is None and project not in (None, "default")
+                and not self.has_api_extension("projects")):
             self.transport.close()
             raise exceptions.ClientConnectionFailed(
                 "the server does not support projects (no 'projects' API extension)")
@@ -194,6 +219,17 @@ class Client:
         return f"Client({str(self.endpoint)!r}{project})"
 
     # -- server information ----------------------------------------------------------------
+    @property
+    def host_info(self) -> dict[str, Any]:
+        """The metadata of ``GET /1.0`` (read when the client was made; see :meth:`refresh`)."""
+        if self._host_info is None:
+            self._host_info = json.loads(str(self._host_info_json))
+        return self._host_info
+
+    @host_info.setter
+    def host_info(self, value: dict[str, Any]) -> None:
+        self._host_info = value
+
     def _get_host_info(self) -> dict[str, Any]:
         data = self.api.get().json()["metadata"]
         if not isinstance(data, dict):

@@ -8,16 +8,23 @@ client's exceptions and wraps every transport failure into ``ClientConnectionFai
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import http.client
 import inspect
 import os
+import re
 import socket
 import ssl
+import threading
+import time
 import urllib.parse
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote_plus
 
 import certifi
 import requests
@@ -25,6 +32,11 @@ import requests_unixsocket
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from requests.adapters import HTTPAdapter
+from requests.hooks import dispatch_hook
+from requests.models import RequestEncodingMixin
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, requote_uri
+from requests_unixsocket.adapters import UnixHTTPConnectionPool
 
 from . import exceptions
 
@@ -35,6 +47,10 @@ DEFAULT_SOCKET_PATHS = ("/var/snap/lxd/common/lxd/unix.socket", "/var/lib/lxd/un
 DEFAULT_CERT_DIRS = ("~/snap/lxd/common/config", "~/.config/lxc")
 
 Timeout = float | tuple[float, float] | None
+_NOTHING: Any = object()
+_encode_params = RequestEncodingMixin._encode_params
+#: The JSON module requests encodes ``json=`` bodies with (simplejson when installed).
+_json: Any = vars(requests.compat)["json"]
 Verify = bool | str | os.PathLike[str]
 
 
@@ -222,9 +238,7 @@ def make_session(endpoint: Endpoint, cert: tuple[str, str] | None,
     """A requests session for ``endpoint``: unix adapter, or HTTPS with cert and pinning."""
     session: requests.Session
     if endpoint.kind == "unix":
-        session = requests_unixsocket.Session()
-        session.trust_env = False  # proxies in the environment make no sense on a socket
-        return session
+        return UnixSession()
     session = requests.Session()
     if cert is not None:
         session.cert = cert
@@ -235,6 +249,450 @@ def make_session(endpoint: Endpoint, cert: tuple[str, str] | None,
     return session
 
 
+# -- unix sockets: kept-alive connections, and a short path for plain API requests ----------
+
+
+#: requests' rules for header names and values (it raises InvalidHeader otherwise).
+_HEADER_NAME = re.compile(r"^[^:\s][^:\r\n]*$")
+_HEADER_VALUE = re.compile(r"^\S[^\r\n]*$|^$")
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+def _request_bytes(method: str, target: str, headers: Mapping[Any, Any],
+                   body: bytes | None) -> bytes:
+    """The request head (and body) as one buffer: one write, one wake-up of the server."""
+    if _BAD_TARGET.search(target) or _BAD_TARGET.search(method):
+        raise requests.exceptions.InvalidURL(f"invalid characters in {method} {target!r}")
+    lines = [f"{method} {target} HTTP/1.1"]
+    if "host" not in headers:
+        lines.append("Host: localhost")  # what requests-unixsocket sends
+    for name, value in headers.items():
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise requests.exceptions.InvalidHeader(
+                f"header part ({name!r}: {value!r}) must be str or bytes")
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise requests.exceptions.InvalidHeader(
+                f"invalid leading whitespace, reserved character(s), or return character(s) "
+                f"in header {name!r}: {value!r}")
+        lines.append(f"{name}: {value}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
+class _Reply:
+    """A whole HTTP reply: status, reason, headers (in order), body."""
+
+    __slots__ = ("body", "headers", "reason", "status", "will_close")
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes,
+                 will_close: bool) -> None:
+        self.status, self.reason, self.headers = status, reason, headers
+        self.body, self.will_close = body, will_close
+
+
+def _line(fp: Any, what: str) -> bytes:
+    line: bytes = fp.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise http.client.LineTooLong(what)
+    return line
+
+
+def _read_reply(fp: Any, method: str) -> _Reply:
+    """Read one reply as ``http.client`` would (interim 1xx replies skipped)."""
+    while True:
+        line = _line(fp, "status line")
+        if not line:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        parts = line.decode("iso-8859-1").split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(repr(line))
+        version, status = parts[0], int(parts[1])
+        reason = parts[2].strip() if len(parts) > 2 else ""
+        if not 100 <= status <= 999:
+            raise http.client.BadStatusLine(repr(line))
+        headers: list[tuple[str, str]] = []
+        while True:
+            line = _line(fp, "header line")
+            if line in (b"\r\n", b"\n", b""):
+                break
+            if len(headers) >= _MAX_HEADERS:
+                raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+            text = line.decode("iso-8859-1")
+            if text[:1] in (" ", "\t") and headers:  # a folded line: kept as the email
+                name, value = headers[-1]             # parser keeps it (CRLF and all)
+                headers[-1] = (name, value + text)
+                continue
+            name, sep, value = text.partition(":")
+            if sep:
+                headers.append((name, value.lstrip(" \t")))
+        headers = [(name, value.rstrip("\r\n")) for name, value in headers]
+        if status >= 200 or status == 101:
+            break
+    fields = {name.lower(): value for name, value in headers}
+    connection = fields.get("connection", "").lower()
+    will_close = "close" in connection or (version != "HTTP/1.1"
+                                           and "keep-alive" not in connection)
+    if method == "HEAD" or status in (101, 204, 304) or status < 200:
+        return _Reply(status, reason, headers, b"", will_close or status == 101)
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return _Reply(status, reason, headers, _read_chunked(fp), will_close)
+    length = fields.get("content-length")
+    if length is None or not length.strip().isdigit():
+        return _Reply(status, reason, headers, fp.read(), True)  # until the server closes
+    size = int(length)
+    body = fp.read(size)
+    if len(body) < size:
+        raise http.client.IncompleteRead(body, size - len(body))
+    return _Reply(status, reason, headers, body, will_close)
+
+
+def _read_chunked(fp: Any) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        line = _line(fp, "chunk size")
+        try:
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            raise http.client.IncompleteRead(b"".join(chunks)) from None
+        if size == 0:
+            break
+        data = fp.read(size)
+        if len(data) < size:
+            raise http.client.IncompleteRead(b"".join(chunks) + data, size - len(data))
+        chunks.append(data)
+        fp.read(2)  # the CRLF after the chunk
+    while _line(fp, "trailer line") not in (b"\r\n", b"\n", b""):
+        pass
+    return b"".join(chunks)
+
+
+class _UnixConnection:
+    """One HTTP/1.1 connection to a unix socket."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.sock: socket.socket | None = None
+        self.reused = False  # taken from the pool (not new)
+        self.sent = False  # the last request went out whole
+
+    def connect(self, timeout: float | None) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def exchange(self, data: bytes, method: str, timeout: float | None) -> _Reply:
+        """Send a whole request; read the whole reply."""
+        if self.sock is None:
+            raise http.client.NotConnected()
+        self.sock.settimeout(timeout)
+        self.sock.sendall(data)
+        self.sent = True
+        with self.sock.makefile("rb") as fp:
+            return _read_reply(fp, method)
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+    def alive(self) -> bool:
+        """Whether a kept connection can carry another request (the server has not closed
+        it, nor sent anything unasked)."""
+        if self.sock is None:
+            return False
+        try:
+            self.sock.settimeout(0)  # a timeout would make recv() wait for data first
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True
+        except OSError:
+            pass
+        return False  # closed (b""), reset, or unasked bytes: not reusable
+
+
+class _UnixPool:
+    """Idle kept-alive connections to one unix socket, shared by every session of the
+    process (thread-safe, newest first; a forked child starts with none)."""
+
+    def __init__(self, socket_path: str, maxsize: int = 8) -> None:
+        self.socket_path = socket_path
+        self.maxsize = maxsize
+        self._idle: list[_UnixConnection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self) -> _UnixConnection | None:
+        """An idle connection the server still keeps, or None."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections are not ours
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.alive():
+                    conn.reused = True
+                    return conn
+                conn.close()
+        return None
+
+    def give(self, conn: _UnixConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self.maxsize and self._pid == os.getpid():
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections (busy ones are closed when given back, if asked)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+_POOLS: dict[str, _UnixPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def unix_pool(socket_path: str) -> _UnixPool:
+    """The process's pool of idle connections to ``socket_path``.
+
+    Connections to a unix socket carry no client identity (LXD knows a unix client by its
+    peer credentials, the same for the whole process), so every client of the process shares
+    them: a new client, or one per test, needs no new connection (nor a new server thread).
+    """
+    pool = _POOLS.get(socket_path)
+    if pool is None:
+        with _POOLS_LOCK:
+            pool = _POOLS.setdefault(socket_path, _UnixPool(socket_path))
+    return pool
+
+
+class _UnixAdapter(requests_unixsocket.UnixAdapter):  # type: ignore[misc]
+    """requests-unixsocket's adapter with one connection pool per socket (it kept one per
+    URL, so every new URL cost a new connection)."""
+
+    def get_connection(self, url: str, proxies: Mapping[str, str] | None = None) -> Any:
+        if proxies and proxies.get(urllib.parse.urlsplit(url.lower()).scheme):
+            raise ValueError(f"{type(self).__name__} does not support specifying proxies")
+        netloc = urllib.parse.urlsplit(url).netloc
+        with self.pools.lock:
+            pool = self.pools.get(netloc)
+            if pool is None:
+                pool = UnixHTTPConnectionPool("http+unix://" + netloc, self.timeout)
+                self.pools[netloc] = pool
+        return pool
+
+
+class LXDResponse(requests.Response):
+    """A response whose JSON is parsed once: :func:`check_response` parses it and hands
+    that parse to the first ``json()`` call (later calls parse again, so no two callers
+    share mutable data)."""
+
+    _parsed: Any = _NOTHING
+
+    def json(self, **kwargs: Any) -> Any:
+        if not kwargs and self._parsed is not _NOTHING:
+            value, self._parsed = self._parsed, _NOTHING
+            return value
+        return super().json(**kwargs)
+
+    def parse_once(self) -> Any:
+        value = super().json()
+        self._parsed = value
+        return value
+
+
+#: The arguments :meth:`UnixSession.request` serves itself (anything else goes to requests).
+_SHORT_ARGS = frozenset({"params", "data", "headers", "json", "timeout", "verify", "cert",
+                         "allow_redirects"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class UnixSession(requests.Session):
+    """A requests session for LXD's unix socket.
+
+    Plain requests (a JSON or bytes body, no streaming, no per-request hooks) skip requests'
+    machinery: they go straight to ``http.client`` over kept-alive connections (the process's
+    pool for the socket, :func:`unix_pool`), and come back as a :class:`requests.Response`
+    built the way requests builds it, after the session's ``response`` hooks ran. Everything
+    else (streams, file bodies, ...) goes through requests, on one connection pool per socket.
+    Proxies from the environment are never used (``trust_env`` is off).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.mount("http+unix://", _UnixAdapter())
+
+    def request(self, method: str, url: str | bytes,
+                *args: Any, **kwargs: Any) -> requests.Response:
+        if (args or not _SHORT_ARGS.issuperset(kwargs)
+                or not self._short_path_ok(url, kwargs)):
+            return super().request(method, url, *args, **kwargs)
+        return self._send_short(method.upper(), str(url), kwargs)
+
+    def _short_path_ok(self, url: str | bytes, kwargs: dict[str, Any]) -> bool:
+        data = kwargs.get("data")
+        return (isinstance(url, str) and url.startswith("http+unix://")
+                and (data is None or isinstance(data, bytes))
+                and kwargs.get("allow_redirects", True) is True
+                and self.auth is None and not self.cookies and not self.params
+                and type(self.adapters.get("http+unix://")) is _UnixAdapter
+                and all(not v for k, v in self.hooks.items() if k != "response"))
+
+    def _send_short(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
+        """Prepare the request as requests would (same URL, headers and body), send it."""
+        request = requests.PreparedRequest()
+        request.method = method
+        params = kwargs.get("params")
+        if "?" in url or "#" in url:
+            request.prepare_url(url, params)
+        else:
+            query = _encode_query(params) if params else ""
+            request.url = requote_uri(url + "?" + query if query else url)
+        headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(self.headers)
+        for name, value in (kwargs.get("headers") or {}).items():
+            headers[name] = value
+        for name in [name for name, value in headers.items() if value is None]:
+            del headers[name]
+        body: bytes | None = kwargs.get("data") or None
+        content_type = None
+        payload = kwargs.get("json")
+        if body is None and payload is not None:
+            content_type = "application/json"
+            try:
+                body = _json.dumps(payload, allow_nan=False).encode("utf-8")
+            except ValueError as exc:
+                raise requests.exceptions.InvalidJSONError(exc, request=request) from None
+        if body:
+            headers["Content-Length"] = str(len(body))
+        elif method not in ("GET", "HEAD") and headers.get("Content-Length") is None:
+            headers["Content-Length"] = "0"
+        if content_type and "content-type" not in headers:
+            headers["Content-Type"] = content_type
+        request.headers = headers
+        request.body = body
+        request.hooks = {"response": list(self.hooks["response"])}
+        netloc = url[len("http+unix://"):].partition("/")[0]
+        timeout = kwargs.get("timeout")
+        response = _exchange(unix_pool(urllib.parse.unquote(netloc)), request, timeout)
+        hooked = dispatch_hook("response", request.hooks, response, timeout=timeout,
+                               verify=kwargs.get("verify", self.verify), proxies={},
+                               stream=False, cert=kwargs.get("cert", self.cert))
+        return hooked
+
+
+def _encode_query(params: Any) -> str:
+    """``params`` as requests encodes them (a dict of plain values the quick way)."""
+    if not isinstance(params, dict):
+        return str(_encode_params(params))
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if not isinstance(key, str) or not isinstance(value, (str, int, float)):
+            return str(_encode_params(params))
+        parts.append(f"{quote_plus(key)}={quote_plus(str(value))}")
+    return "&".join(parts)
+
+
+def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
+    """requests' ``timeout``: None, one number for both, or ``(connect, read)``."""
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return connect, read
+    return timeout, timeout
+
+
+def _exchange(pool: _UnixPool, request: requests.PreparedRequest, timeout: Any,
+              ) -> LXDResponse:
+    """Send ``request`` on a kept connection (or a new one) and read the whole reply.
+
+    A kept connection the server closed meanwhile is replaced once (see below). Failures are
+    raised as requests' exceptions (``ConnectTimeout``, ``ReadTimeout``, ``ConnectionError``).
+    """
+    method = str(request.method)
+    data = _request_bytes(method, request.path_url, request.headers,
+                          request.body)  # type: ignore[arg-type]
+    connect_timeout, read_timeout_ = _timeouts(timeout)
+    started = time.perf_counter()
+    for attempt in (0, 1):
+        conn = pool.take()
+        if conn is None:
+            conn = _UnixConnection(pool.socket_path)
+            try:
+                conn.connect(connect_timeout)
+            except TimeoutError as exc:
+                raise requests.exceptions.ConnectTimeout(exc, request=request) from None
+            except OSError as exc:
+                raise requests.exceptions.ConnectionError(exc, request=request) from None
+        conn.sent = False
+        try:
+            reply = conn.exchange(data, method, read_timeout_)
+        except TimeoutError as exc:
+            conn.close()
+            raise requests.exceptions.ReadTimeout(exc, request=request) from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            # A kept connection the server closed while idle (e.g. a fake that stopped):
+            # sending failed, or it closed without a byte of reply. A reset after the
+            # request went out is retried for idempotent methods only.
+            stale = conn.reused and attempt == 0 and (
+                not conn.sent or isinstance(exc, http.client.RemoteDisconnected)
+                or (method in _IDEMPOTENT and isinstance(exc, ConnectionResetError)))
+            if stale:
+                continue
+            raise requests.exceptions.ConnectionError(exc, request=request) from None
+        except BaseException:
+            conn.close()
+            raise
+        if reply.will_close:
+            conn.close()
+        else:
+            pool.give(conn)
+        return _response(request, reply, time.perf_counter() - started)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _response(request: requests.PreparedRequest, reply: _Reply, elapsed: float,
+              ) -> LXDResponse:
+    """A requests.Response as requests' adapter builds it (duplicate headers joined)."""
+    content = reply.body
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in reply.headers:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    coding = headers.get("Content-Encoding", "").strip().lower()
+    if content and coding in ("gzip", "x-gzip", "deflate"):
+        try:
+            content = zlib.decompress(content, 16 + zlib.MAX_WBITS if "gzip" in coding
+                                      else zlib.MAX_WBITS)
+        except zlib.error:
+            if coding != "deflate":
+                raise requests.exceptions.ContentDecodingError(
+                    "the reply's gzip body is corrupt", request=request) from None
+            content = zlib.decompress(content, -zlib.MAX_WBITS)
+    response = LXDResponse()
+    response.status_code = reply.status
+    response.headers = headers
+    response.encoding = get_encoding_from_headers(headers)
+    response.reason = reply.reason
+    response.url = str(request.url)
+    response.request = request
+    response._content = content
+    response._content_consumed = True
+    response.elapsed = datetime.timedelta(seconds=elapsed)
+    return response
 _UNSET: Any = object()
 
 
@@ -422,7 +880,7 @@ def check_response(response: requests.Response, allowed: Iterable[int] = (200,),
     if not is_api or response.status_code != 200:
         return
     try:
-        data = response.json()
+        data = response.parse_once() if isinstance(response, LXDResponse) else response.json()
     except ValueError:
         return
     if not isinstance(data, dict) or data.get("type") != "sync":

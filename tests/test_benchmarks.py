@@ -33,6 +33,7 @@ def test_quick_run_without_the_real_host() -> None:
     assert "skipped: real LXD host unavailable (--no-real given)" in out
     assert "GET /1.0/profiles?recursion=1" in out
     assert "fake start+stop" in out and "fake reset" in out
+    assert "of which each test (marginal)" in out and "of which once per run" in out
     assert "peak RSS" in out and "threads" in out
     assert "target(s) missed" in out
 
