@@ -63,6 +63,12 @@ def url_segment(name: str) -> str:
     return path_escape(name).replace("%", "%25")
 
 
+def with_project(path: str, project: str) -> str:
+    """``path`` plus the ``?project=`` (query-escaped) LXD adds to the URL of an object outside
+    the ``default`` project."""
+    return path if project == "default" else f"{path}?project={urllib.parse.quote_plus(project)}"
+
+
 def parse_target(target: bytes) -> tuple[str, bytes]:
     """``(escaped path to route on, raw query)`` of a request target, as ``net/http`` and
     gorilla/mux see them; raises :class:`BadTarget` where Go answers 400."""

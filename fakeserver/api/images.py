@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response
 
 from .. import filters, imagefile, responses
 from ..app import Ctx
-from ..gourl import go_quote
+from ..gourl import go_quote, url_segment
 from ..imagefile import ImageError
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError, go_time
@@ -239,11 +239,6 @@ def _unix_time(seconds: int) -> str:
         return ZERO_TIME
 
 
-def _go_path_escape(text: str) -> str:
-    """Go's ``url.PathEscape``."""
-    return urllib.parse.quote(text, safe="-_.~$&+:=@")
-
-
 def _http_date(seconds: float) -> str:
     return formatdate(seconds, usegmt=True)
 
@@ -367,7 +362,7 @@ def url_of(fingerprint: str, project: str = "default") -> str:
 
 def alias_url(name: str, project: str = "default") -> str:
     # LXD escapes the name twice (a 5.0.2 quirk): "a/b" -> "a%252Fb".
-    path = "/1.0/images/aliases/" + _go_path_escape(name).replace("%", "%25")
+    path = "/1.0/images/aliases/" + url_segment(name)
     return path if project == "default" else f"{path}?project={project}"
 
 

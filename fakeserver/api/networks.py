@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
-from ..gourl import go_quote
+from ..gourl import go_quote, url_segment, with_project
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct
 from ..state import State
@@ -66,33 +65,6 @@ class Invalid(Exception):
 
 
 # -- Go-flavoured helpers -----------------------------------------------------------------------
-def goq(text: str) -> str:
-    """Go's ``%q`` of a string."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-                        "\t": "\\t", "\v": "\\v"}[char])
-        elif char.isprintable() or char == " ":
-            out.append(char)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def path_escape(text: str) -> str:
-    """Go's ``url.PathEscape``."""
-    return urllib.parse.quote(text, safe="$&+:=@")
-
-
 def is_true(value: str | None) -> bool:
     return (value or "").lower() in TRUE
 
@@ -164,13 +136,13 @@ def any_value(value: str) -> None:
 
 def is_bool(value: str) -> None:
     if value.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-        raise Invalid(f"Invalid value for a boolean {goq(value)}")
+        raise Invalid(f"Invalid value for a boolean {go_quote(value)}")
 
 
 def one_of(*choices: str) -> Check:
     def check(value: str) -> None:
         if value not in choices:
-            raise Invalid(f"Invalid value {goq(value)} (not one of [{' '.join(choices)}])")
+            raise Invalid(f"Invalid value {go_quote(value)} (not one of [{' '.join(choices)}])")
 
     return check
 
@@ -178,19 +150,19 @@ def one_of(*choices: str) -> Check:
 def is_int64(value: str) -> None:
     number = _go_int(value)
     if number is None or not -2**63 <= number < 2**63:
-        raise Invalid(f"Invalid value for an integer {goq(value)}")
+        raise Invalid(f"Invalid value for an integer {go_quote(value)}")
 
 
 def is_uint8(value: str) -> None:
     if _go_uint(value, 8) is None:
-        raise Invalid(f"Invalid value for an integer {goq(value)}. Must be between 0 and 255")
+        raise Invalid(f"Invalid value for an integer {go_quote(value)}. Must be between 0 and 255")
 
 
 def in_range(low: int, high: int) -> Check:
     def check(value: str) -> None:
         number = _go_int(value)
         if number is None:
-            raise Invalid(f"Invalid value for an integer {goq(value)}")
+            raise Invalid(f"Invalid value for an integer {go_quote(value)}")
         if not low <= number <= high:
             raise Invalid(f"Value isn't within valid range. Must be between {low} and {high}")
 
@@ -200,17 +172,17 @@ def in_range(low: int, high: int) -> Check:
 def is_mtu(value: str) -> None:
     number = _go_uint(value, 32)
     if number is None:
-        raise Invalid(f"Invalid MTU {goq(value)}")
+        raise Invalid(f"Invalid MTU {go_quote(value)}")
     if not 1280 <= number <= 16384:
-        raise Invalid(f"Out of MTU range (1280-16384) {goq(value)}")
+        raise Invalid(f"Out of MTU range (1280-16384) {go_quote(value)}")
 
 
 def is_vlan(value: str) -> None:
     number = _go_int(value)
     if number is None:
-        raise Invalid(f"Invalid VLAN ID {goq(value)}")
+        raise Invalid(f"Invalid VLAN ID {go_quote(value)}")
     if not 0 <= number <= 4094:
-        raise Invalid(f"Out of VLAN ID range (0-4094) {goq(value)}")
+        raise Invalid(f"Out of VLAN ID range (0-4094) {go_quote(value)}")
 
 
 def is_port(value: str) -> None:
@@ -246,19 +218,19 @@ def is_mac(value: str) -> None:
 
 def is_address(value: str) -> None:
     if parse_ip(value) is None:
-        raise Invalid(f"Not an IP address {goq(value)}")
+        raise Invalid(f"Not an IP address {go_quote(value)}")
 
 
 def is_address_v4(value: str) -> None:
     ip = parse_ip(value)
     if ip is None or not is_v4(ip):
-        raise Invalid(f"Not an IPv4 address {goq(value)}")
+        raise Invalid(f"Not an IPv4 address {go_quote(value)}")
 
 
 def is_address_v6(value: str) -> None:
     ip = parse_ip(value)
     if ip is None or is_v4(ip):
-        raise Invalid(f"Not an IPv6 address {goq(value)}")
+        raise Invalid(f"Not an IPv6 address {go_quote(value)}")
 
 
 def _cidr_address(version: int) -> Check:
@@ -267,9 +239,9 @@ def _cidr_address(version: int) -> Check:
     def check(value: str) -> None:
         ip, network = parse_cidr(value)
         if is_v4(ip) != (version == 4):
-            raise Invalid(f"Not an {family} address {goq(value)}")
+            raise Invalid(f"Not an {family} address {go_quote(value)}")
         if ip == network.network_address:
-            raise Invalid(f"Not a usable {family} address {goq(value)}")
+            raise Invalid(f"Not a usable {family} address {go_quote(value)}")
 
     return check
 
@@ -280,9 +252,9 @@ def _network(version: int) -> Check:
     def check(value: str) -> None:
         ip, network = parse_cidr(value)
         if is_v4(ip) != (version == 4):
-            raise Invalid(f"Not an {family} network {goq(value)}")
+            raise Invalid(f"Not an {family} network {go_quote(value)}")
         if ip != network.network_address:
-            raise Invalid(f"Not an {family} network address {goq(value)}")
+            raise Invalid(f"Not an {family} network address {go_quote(value)}")
 
     return check
 
@@ -307,7 +279,7 @@ def list_of(check: Check) -> Check:
             try:
                 check(item)
             except Invalid as exc:
-                raise Invalid(f"Item {goq(item)}: {exc}") from None
+                raise Invalid(f"Item {go_quote(item)}: {exc}") from None
 
     return run
 
@@ -330,7 +302,7 @@ def external_interfaces(value: str) -> None:
         try:
             is_interface_name(entry)
         except Invalid as exc:
-            raise Invalid(f"Invalid interface name {goq(entry)}: {exc}") from None
+            raise Invalid(f"Invalid interface name {go_quote(entry)}: {exc}") from None
 
 
 def underlay(value: str) -> None:
@@ -489,14 +461,14 @@ def validate(state: State, project: str, net_type: str, name: str,
         try:
             rules[key](config.get(key, ""))
         except Invalid as exc:
-            raise Invalid(f"Invalid value for network {goq(name)} option {goq(key)}: "
+            raise Invalid(f"Invalid value for network {go_quote(name)} option {go_quote(key)}: "
                           f"{exc}") from None
     if net_type in ("bridge", "ovn"):
         for key in ZONE_KEYS:
             _check_zones(state, name, key, config.get(key, ""))
     for key in sorted(config):
         if key not in rules and not key.startswith("user."):
-            raise Invalid(f"Invalid option for network {goq(name)} option {goq(key)}")
+            raise Invalid(f"Invalid option for network {go_quote(name)} option {go_quote(key)}")
     if net_type == "bridge":
         _bridge_composite(name, config)
     if config.get("security.acls"):
@@ -504,7 +476,7 @@ def validate(state: State, project: str, net_type: str, name: str,
         for acl in config["security.acls"].split(","):
             acl = acl.strip()
             if acl not in acls:
-                raise Invalid(f"Network ACL {goq(acl)} does not exist")
+                raise Invalid(f"Network ACL {go_quote(acl)} does not exist")
 
 
 def _check_zones(state: State, name: str, key: str, value: str) -> None:
@@ -512,8 +484,8 @@ def _check_zones(state: State, name: str, key: str, value: str) -> None:
     known = {zone for per_project in zones.values() for zone in per_project}
     for zone in (z.strip() for z in value.split(",") if z.strip()):
         if zone not in known:
-            raise Invalid(f"Invalid value for network {goq(name)} option {goq(key)}: "
-                          f"Network zone {goq(zone)} doesn't exist")
+            raise Invalid(f"Invalid value for network {go_quote(name)} option {go_quote(key)}: "
+                          f"Network zone {go_quote(zone)} doesn't exist")
 
 
 def _bridge_composite(name: str, config: dict[str, str]) -> None:
@@ -551,7 +523,7 @@ def validate_name(net_type: str, name: str) -> None:
         is_interface_name(name)
     for char in ("/", "?", "&", "+", ":"):
         if char in name:
-            raise Invalid(f"Cannot contain {goq(char)}")
+            raise Invalid(f"Cannot contain {go_quote(char)}")
 
 
 def fill_config(net_type: str, config: dict[str, str], *, lenient: bool = False) -> None:
@@ -606,19 +578,17 @@ def host_interfaces(state: State) -> dict[str, str]:
     return found
 
 
-def suffix(project: str) -> str:
-    return "" if project == "default" else f"?project={urllib.parse.quote_plus(project)}"
 
 
 def url(owner: str, name: str, kind: str = "networks") -> str:
     """An object's URL as 5.0.2 writes it in ``used_by``, ``Location`` and events: the name
     escaped twice (``n z`` is ``n%2520z``)."""
-    return f"/1.0/{kind}/{path_escape(path_escape(name))}{suffix(owner)}"
+    return with_project(f"/1.0/{kind}/{url_segment(name)}", owner)
 
 
 def list_url(owner: str, name: str) -> str:
     """The URL in a ``GET /1.0/networks`` list: the name as it is."""
-    return f"/1.0/networks/{name}{suffix(owner)}"
+    return with_project(f"/1.0/networks/{name}", owner)
 
 
 def _host_device(parent: str, vlan: str) -> str:
@@ -870,9 +840,9 @@ def _create_checks(state: State, owner: str, net_type: str, name: str,
     """What the driver's ``Create``/first start refuses on this host (after validation)."""
     interfaces = host_interfaces(state)
     if net_type == "bridge" and name in interfaces:
-        raise LXDError(500, f"Network interface {goq(name)} already exists")
+        raise LXDError(500, f"Network interface {go_quote(name)} already exists")
     if net_type in ("macvlan", "sriov", "physical") and config["parent"] not in interfaces:
-        raise LXDError(500, f"Parent interface {goq(config['parent'])} not found")
+        raise LXDError(500, f"Parent interface {go_quote(config['parent'])} not found")
     if net_type == "physical":
         config.setdefault("volatile.last_state.created", "false")
     if net_type == "ovn":
@@ -880,7 +850,7 @@ def _create_checks(state: State, owner: str, net_type: str, name: str,
         uplinks = {n for n, net in (state.families["networks"].get("default") or {}).items()
                    if net.get("type") in ("bridge", "physical")}
         if uplink and uplink not in uplinks:
-            raise LXDError(500, f'Option "network" value {goq(uplink)} is not one of the '
+            raise LXDError(500, f'Option "network" value {go_quote(uplink)} is not one of the '
                                 "allowed uplink networks in project")
         if not uplink and not uplinks:
             raise LXDError(500, "No allowed uplink networks in project")
@@ -949,7 +919,8 @@ def _define_pending(ctx: Ctx, owner: str, networks: dict[str, Any], net_type: st
         raise LXDError(400, 'Network type "ovn" does not support member specific config')
     for key in config:
         if key not in MEMBER_KEYS:
-            raise LXDError(400, f"Config key {goq(key)} may not be used as member-specific key")
+            raise LXDError(400, f"Config key {go_quote(key)} may not be used as "
+                                "member-specific key")
     if target != "none":
         raise LXDError(404, "Cluster member not found")
     if name in networks:
@@ -963,10 +934,10 @@ def _finish_pending(state: State, owner: str, current: dict[str, Any], net_type:
     """The global ``POST`` that creates a network defined earlier with ``?target=``."""
     for key in config:
         if key in MEMBER_KEYS:
-            raise LXDError(500, f"Config key {goq(key)} is node-specific")
+            raise LXDError(500, f"Config key {go_quote(key)} is node-specific")
     if net_type != current["type"]:
-        raise LXDError(500, f"Requested network type {goq(net_type)} doesn't match type in "
-                            f"existing database record {goq(current['type'])}")
+        raise LXDError(500, f"Requested network type {go_quote(net_type)} doesn't match type in "
+                            f"existing database record {go_quote(current['type'])}")
     fill_config(net_type, config)
     merged = {**current["config"], **{k: v for k, v in config.items() if v != ""}}
     try:
@@ -1047,9 +1018,9 @@ def rename_network(ctx: Ctx, name: str) -> Response:
             raise LXDError(400, "Network is currently in use")
         networks = ctx.state.in_project("networks", ctx.project)
         if new_name in networks:
-            raise LXDError(409, f"Network {goq(new_name)} already exists")
+            raise LXDError(409, f"Network {go_quote(new_name)} already exists")
         if net["type"] == "bridge" and new_name in ctx.state.family("unmanaged_networks"):
-            raise LXDError(500, f"Network interface {goq(new_name)} already exists")
+            raise LXDError(500, f"Network interface {go_quote(new_name)} already exists")
         networks[new_name] = networks.pop(name)
         net["name"] = new_name
     ctx.lifecycle("network-renamed", url(owner, new_name), context={"old_name": name},
@@ -1079,7 +1050,7 @@ def get_network_state(ctx: Ctx, name: str) -> Response:
             return responses.sync(bridge_state("default", net))
         unmanaged = ctx.state.family("unmanaged_networks").get(name)
         if unmanaged is None:
-            raise LXDError(404, f"Network interface {goq(name)} not found")
+            raise LXDError(404, f"Network interface {go_quote(name)} not found")
         return responses.sync(host_state(ctx.state, name, unmanaged["type"]))
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
-from ..gourl import go_quote, url_segment
+from ..gourl import go_quote, url_segment, with_project
 from ..responses import LXDError
 from ..schema import DEVICES, MAP_STR, STR, Struct, patch_config
 from ..state import State
@@ -110,7 +109,7 @@ def _url(owner: str, name: str) -> str:
     """The profile's URL as LXD 5.0.2 writes it: the name escaped twice (``a b`` is
     ``a%2520b``), the project query-escaped."""
     path = f"/1.0/profiles/{url_segment(name)}"
-    return path if owner == "default" else f"{path}?project={urllib.parse.quote_plus(owner)}"
+    return with_project(path, owner)
 
 
 @route("/1.0/profiles", "GET")

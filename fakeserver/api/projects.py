@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import shutil
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
-from ..gourl import go_quote
+from ..gourl import go_quote, path_escape, url_segment, with_project
 from ..operations import Operation, OperationFailed
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct, first_value
@@ -320,16 +319,6 @@ def seed(state: State, items: list[dict[str, Any]]) -> None:
         create(state, name, str(item.get("description") or ""), config)
 
 
-def path_escape(text: str) -> str:
-    """Go's url.PathEscape."""
-    return urllib.parse.quote(text, safe="$&+:=@")
-
-
-def _suffix(project: str) -> str:
-    """The ``?project=`` of an object URL (Go's query escaping); none for ``default``."""
-    return "" if project == "default" else f"?project={urllib.parse.quote_plus(project)}"
-
-
 def _volume_urls(state: State, project: str) -> list[str]:
     """Custom volumes stored in ``project`` (shape-tolerant: the volume module owns it)."""
     found = []
@@ -343,24 +332,23 @@ def _volume_urls(state: State, project: str) -> list[str]:
         if pool is None or name is None or vtype != "custom" or "/" in str(name):
             continue
         found.append((str(name), str(pool)))
-    return [f"/1.0/storage-pools/{path_escape(pool)}/volumes/custom/{path_escape(name)}"
-            f"{_suffix(project)}" for name, pool in sorted(found)]
+    return [with_project(f"/1.0/storage-pools/{path_escape(pool)}/volumes/custom/"
+                         f"{path_escape(name)}", project) for name, pool in sorted(found)]
 
 
 def used_by(state: State, project: str) -> list[str]:
     """What LXD lists: the project's own instances, profiles, images, custom volumes, networks."""
-    suffix = _suffix(project)
     families = state.families
 
     def named(family: str, path: str) -> list[str]:
         names = sorted(str(n) for n in families[family].get(project, {}))
-        return [f"{path}/{path_escape(n)}{suffix}" for n in names]
+        return [with_project(f"{path}/{path_escape(n)}", project) for n in names]
 
     images = families["images"].get(project, {})
     fingerprints = sorted(str(img.get("fingerprint") or key) if isinstance(img, dict) else key
                           for key, img in images.items())
     return (named("instances", "/1.0/instances") + named("profiles", "/1.0/profiles")
-            + [f"/1.0/images/{fp}{suffix}" for fp in fingerprints]
+            + [with_project(f"/1.0/images/{fp}", project) for fp in fingerprints]
             + _volume_urls(state, project) + named("networks", "/1.0/networks"))
 
 
@@ -380,7 +368,7 @@ def etag(project: dict[str, Any]) -> str:
 
 def _url(name: str) -> str:
     """A project's URL as 5.0.2 writes it in lists, Location and events: escaped twice."""
-    return f"/1.0/projects/{path_escape(path_escape(name))}"
+    return f"/1.0/projects/{url_segment(name)}"
 
 
 # -- /state ----------------------------------------------------------------------------------

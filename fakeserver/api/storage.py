@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import string
-import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from .. import responses
 from ..app import Ctx
-from ..gourl import go_quote
+from ..gourl import go_quote, url_segment, with_project
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct, patch_config
 from ..state import State
@@ -159,23 +157,6 @@ def check_pool_config(config: dict[str, str]) -> None:
 
 
 # -- URLs -------------------------------------------------------------------------------------
-_SEGMENT_SAFE = set(string.ascii_letters + string.digits + "-_.~$&+:=@")
-
-
-def escape(name: str) -> str:
-    """A name in a URL as LXD 5.0.2 writes it: path-escaped, then its ``%`` escaped again."""
-    out = []
-    for byte in name.encode():
-        char = chr(byte)
-        out.append(char if char in _SEGMENT_SAFE else f"%{byte:02X}")
-    return "".join(out).replace("%", "%25")
-
-
-def with_project(path: str, project: str) -> str:
-    """``path`` plus the ``?project=`` LXD adds to objects outside the default project."""
-    return path if project == "default" else f"{path}?project={urllib.parse.quote_plus(project)}"
-
-
 def pool_url(name: str) -> str:
     return f"/1.0/storage-pools/{name}"
 
@@ -183,8 +164,8 @@ def pool_url(name: str) -> str:
 def volume_path(pool: str, vtype: str, name: str) -> str:
     """The path of a volume (``vol/snap`` names give the snapshot's path)."""
     vol, _, snap = name.partition("/")
-    path = f"/1.0/storage-pools/{pool}/volumes/{vtype}/{escape(vol)}"
-    return f"{path}/snapshots/{escape(snap)}" if snap else path
+    path = f"/1.0/storage-pools/{pool}/volumes/{vtype}/{url_segment(vol)}"
+    return f"{path}/snapshots/{url_segment(snap)}" if snap else path
 
 
 # -- volumes in the state (the family is owned by storage_volumes, read here for used_by) ----

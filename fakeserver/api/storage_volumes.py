@@ -32,7 +32,7 @@ from werkzeug.wrappers import Response
 
 from .. import filters, responses
 from ..app import Ctx
-from ..gourl import go_quote
+from ..gourl import go_quote, url_segment, with_project
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError
 from ..schema import ANY, BOOL, MAP_STR, STR, Body, Struct, patch_config
@@ -46,13 +46,11 @@ from .storage import (
     check_schedule,
     check_size,
     check_target,
-    escape,
     get_pool,
     instance_used_by,
     volume_key,
     volume_path,
     volume_used_by,
-    with_project,
 )
 
 TYPES = ("container", "image", "custom", "virtual-machine")  # LXD's DB order
@@ -357,7 +355,7 @@ def _event_source(pool: str, vtype: str, project: str, name: str,
                   snap: str | None = None) -> str:
     path = volume_path(pool, vtype, _internal(project, name))
     if snap is not None:
-        path += f"/snapshots/{escape(snap)}"
+        path += f"/snapshots/{url_segment(snap)}"
     return with_project(path, project)
 
 
