@@ -14,6 +14,18 @@ class Invalid(Exception):
     """A validation failure; handlers turn it into the status code LXD uses there."""
 
 
+def each_item(value: str, check: Callable[[str], None], error: type[Exception] = Invalid,
+              label: str = "Item") -> None:
+    """LXD's ``validate.IsListOf``: ``check`` each comma-separated item (stripped); an
+    ``error`` it raises comes back as ``<label> "<item>": <why>``."""
+    for item in value.split(","):
+        item = item.strip()
+        try:
+            check(item)
+        except error as exc:
+            raise error(f"{label} {go_quote(item)}: {exc}") from None
+
+
 def _bool(value: str) -> None:
     if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
         raise Invalid(f'Invalid value for a boolean {go_quote(value)}')

@@ -27,6 +27,7 @@ from ..gourl import go_quote, url_segment, with_project
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct
 from ..state import State
+from ..validation import each_item
 from . import route
 
 NETWORKS_POST = Struct("NetworksPost", config=MAP_STR, description=STR, name=STR, type=STR)
@@ -274,12 +275,7 @@ def _range(version: int) -> Check:
 
 def list_of(check: Check) -> Check:
     def run(value: str) -> None:
-        for item in value.split(","):
-            item = item.strip()
-            try:
-                check(item)
-            except Invalid as exc:
-                raise Invalid(f"Item {go_quote(item)}: {exc}") from None
+        each_item(value, check, Invalid)
 
     return run
 
@@ -297,12 +293,7 @@ def address_or_special(version: int) -> Check:
 
 
 def external_interfaces(value: str) -> None:
-    for entry in value.split(","):
-        entry = entry.strip()
-        try:
-            is_interface_name(entry)
-        except Invalid as exc:
-            raise Invalid(f"Invalid interface name {go_quote(entry)}: {exc}") from None
+    each_item(value, is_interface_name, Invalid, "Invalid interface name")
 
 
 def underlay(value: str) -> None:

@@ -22,6 +22,7 @@ from ..operations import Operation, OperationFailed
 from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct, first_value
 from ..state import PROJECT_FAMILIES, State
+from ..validation import each_item
 from . import profiles as profiles_mod
 from . import route
 
@@ -144,14 +145,8 @@ def _one_of(*choices: str, optional: bool = True) -> Check:
 
 def _list_of(item: Callable[[str], None]) -> Check:
     def check(_: State, value: str) -> None:
-        if not value:
-            return
-        for part in value.split(","):
-            part = part.strip()
-            try:
-                item(part)
-            except ValueError as exc:
-                raise ValueError(f'Item {go_quote(part)}: {exc}') from None
+        if value:
+            each_item(value, item, ValueError)
     return check
 
 
