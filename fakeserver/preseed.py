@@ -369,20 +369,23 @@ class _Applier:
             if str(value) == "":
                 (current.get("config") or {}).pop(key, None)
 
+    def _create_or_update(self, seeder: Callable[..., None], current: dict[str, Any] | None,
+                          item: dict[str, Any], what: str) -> None:
+        """Create ``item`` (``Failed to create <what>: ...``) or lay it over ``current``."""
+        if current is None:
+            self._seed(seeder, self._created(item), f"Failed to create {what}")
+            return
+        self._drop_unset(current, item)
+        self._seed(seeder, self._updated(current, item), f"Failed to update {what}")
+
     def pool(self, item: dict[str, Any]) -> None:
         name = str(item.get("name") or "")
         current = self.state.family("storage_pools").get(name)
-        if current is None:
-            self._seed(self.seed_pools, self._created(item),
-                       f'Failed to create storage pool "{name}"')
-            return
         driver = str(item.get("driver") or "")
-        if current.get("driver") != driver:
+        if current is not None and current.get("driver") != driver:
             raise PreseedError(f'Storage pool "{name}" is of type "{current.get("driver")}" '
                                f'instead of "{driver}"')
-        self._drop_unset(current, item)
-        self._seed(self.seed_pools, self._updated(current, item),
-                   f'Failed to update storage pool "{name}"')
+        self._create_or_update(self.seed_pools, current, item, f'storage pool "{name}"')
 
     def network(self, item: dict[str, Any]) -> None:
         name, project = str(item.get("name") or ""), item["project"]
@@ -392,25 +395,14 @@ class _Applier:
             raise PreseedError(f'Failed to create local member network "{name}" in project '
                                f'"{project}": Failed to load project "{project}": '
                                "Project not found")
-        if current is None:
-            self._seed(self.seed_networks, self._created(item),
-                       f'Failed to create local member network "{name}" in project '
-                       f'"{project}"')
-            return
-        self._drop_unset(current, item)
-        self._seed(self.seed_networks, self._updated(current, item),
-                   f'Failed to update local member network "{name}" in project "{project}"')
+        self._create_or_update(self.seed_networks, current, item,
+                               f'local member network "{name}" in project "{project}"')
 
     def project(self, item: dict[str, Any]) -> None:
         name = str(item.get("name") or "")
         current = self.state.family("projects").get(name)
-        if current is None:
-            self._seed(self.seed_projects, self._created(item),
-                       f'Failed to create local member project "{name}"')
-            return
-        self._drop_unset(current, item)
-        self._seed(self.seed_projects, self._updated(current, item),
-                   f'Failed to update local member project "{name}"')
+        self._create_or_update(self.seed_projects, current, item,
+                               f'local member project "{name}"')
 
     def profile(self, item: dict[str, Any]) -> None:
         name = str(item.get("name") or "")
