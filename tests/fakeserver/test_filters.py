@@ -12,6 +12,7 @@ from fakeserver.filters import Clause, FilterError
 from fakeserver.responses import LXDError
 from tests.fakeserver.test_storage_volumes import POOLS, make_pool, make_volume
 from tests.fakeserver.test_warnings import some_warning
+from tests.imagefixtures import tagged, unified, upload
 from tests.instancefixtures import make
 from tests.support import API
 
@@ -164,3 +165,15 @@ def test_warnings(api: API) -> None:
         (f"NOT uuid eq {uuid}", False),
     ]:
         assert hit(text) is expected, text
+
+
+@pytest.mark.fake_only
+@pytest.mark.divergence("LXD 5.0.2 filters by walking Go structs: a field through a nil pointer "
+                        "(update_source.alias on a local image) panics the handler and the "
+                        "connection drops; the fake reads the field as missing")
+def test_field_through_a_nil_pointer(api: API) -> None:
+    ident = tagged()["test.id"]
+    fp = upload(api, unified({"test.id": ident}))
+    reply = api.get("/1.0/images", params={
+        "filter": f"properties.test.id eq {ident} and update_source.alias ne x"})
+    assert reply.metadata == [f"/1.0/images/{fp}"]
