@@ -40,7 +40,7 @@ SIZES = {
     "repeat_cycle": (30, 2),
     "repeat_instance": (5, 1),
     "repeat_client": (5, 1),
-    "repeat_pytest": (3, 1),
+    "repeat_pytest": (5, 1),
     "repeat_control": (50, 3),
     "repeat_scale": (5, 1),
     "instances": (1000, 20),

@@ -244,6 +244,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
     if report.failed and env is not None:
         limit = lxd_session(item.config).settings.log_size
         report.sections.append((f"lxd backend ({report.when})", env.describe(limit)))
+    if report.when == "teardown" and env is not None:
+        del item.stash[_ENV]  # the last report: items do not keep their backends alive
     return report
 
 

@@ -523,11 +523,12 @@ class UnixSession(requests.Session):
     """A requests session for LXD's unix socket.
 
     Plain requests (a JSON or bytes body, no streaming, no per-request hooks) skip requests'
-    machinery: they go straight to ``http.client`` over kept-alive connections (the process's
-    pool for the socket, :func:`unix_pool`), and come back as a :class:`requests.Response`
-    built the way requests builds it, after the session's ``response`` hooks ran. Everything
-    else (streams, file bodies, ...) goes through requests, on one connection pool per socket.
-    Proxies from the environment are never used (``trust_env`` is off).
+    machinery: prepared as requests prepares them, they go out in one write on a kept-alive
+    connection (the process's pool for the socket, :func:`unix_pool`), the reply is read as
+    ``http.client`` reads it, and they come back as a :class:`requests.Response` built the way
+    requests builds it, after the session's ``response`` hooks ran. Everything else (streams,
+    file bodies, ...) goes through requests, on one connection pool per socket. Proxies from
+    the environment are never used (``trust_env`` is off).
     """
 
     def __init__(self) -> None:
@@ -674,14 +675,17 @@ def _response(request: requests.PreparedRequest, reply: _Reply, elapsed: float,
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     coding = headers.get("Content-Encoding", "").strip().lower()
     if content and coding in ("gzip", "x-gzip", "deflate"):
-        try:
-            content = zlib.decompress(content, 16 + zlib.MAX_WBITS if "gzip" in coding
-                                      else zlib.MAX_WBITS)
-        except zlib.error:
-            if coding != "deflate":
-                raise requests.exceptions.ContentDecodingError(
-                    "the reply's gzip body is corrupt", request=request) from None
-            content = zlib.decompress(content, -zlib.MAX_WBITS)
+        # as urllib3: gzip, or deflate with its zlib header or without (raw)
+        tries = [16 + zlib.MAX_WBITS] if "gzip" in coding else [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+        for wbits in tries:
+            try:
+                content = zlib.decompress(content, wbits)
+                break
+            except zlib.error:
+                continue
+        else:
+            raise requests.exceptions.ContentDecodingError(
+                f"the reply's {coding} body is corrupt", request=request)
     response = LXDResponse()
     response.status_code = reply.status
     response.headers = headers

@@ -8,10 +8,12 @@ always takes requests' path), and the two are compared. No LXD is needed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +165,10 @@ REPLIES: list[bytes] = [
     b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json; charset=latin-1\r\n"
     b"Content-Length: 4\r\n\r\n\"\xe9\"\n",
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(gzip.compress(b"[1, 2]")), gzip.compress(b"[1, 2]")),
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(zlib.compress(b"{}")), zlib.compress(b"{}")),
 ]
 
 
