@@ -890,8 +890,17 @@ def test_pylxd_execute_over_https(api: API, inst: str, tls_client: ClientCert, t
     client = pylxd.Client(endpoint=https_base(api), cert=tls_client.pair,
                           verify=str(server_cert))
     assert client.trusted
-    result = client.instances.get(inst).execute(["sh", "-c", "cat; hostname"],
-                                                stdin_payload="secure\n")
+    instance = client.instances.get(inst)
+    for attempt in range(3):
+        try:
+            result = instance.execute(["sh", "-c", "cat; hostname"], stdin_payload="secure\n")
+            break
+        except ssl.SSLEOFError:
+            # pylxd's own race, on LXD 5.0.2 as on the fake (about 1 run in 8): once the
+            # command ends, the server ends its streams; if ws4py has already read that EOF,
+            # pylxd's close_all() writes a close frame on the dead TLS connection and only
+            # BrokenPipeError is suppressed there. The same call is tried again.
+            assert attempt < 2, "pylxd's close race three times in a row"
     assert tuple(result) == (0, f"secure\n{inst}\n", "")
 
 
