@@ -857,7 +857,9 @@ def _store(ctx: Ctx, op: Operation, project: str, meta: bytes, rootfs: bytes | N
         images = images_of(ctx.state, owner)
         op.update_metadata({"fingerprint": fp, "size": str(record["size"])})
         if fp in images:
-            raise OperationFailed("Image with same fingerprint already exists")
+            # an upload and a publish (``replace``) word it differently in LXD 5.0.2
+            raise OperationFailed(f"The image already exists: {fp}" if replace
+                                  else "Image with same fingerprint already exists")
         images[fp] = record
         table = aliases_of(ctx.state, owner)
         for alias in aliases or []:

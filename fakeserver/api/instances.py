@@ -893,6 +893,10 @@ def rename_instance(ctx: Ctx, name: str, prefix: str) -> Response:
         pool = pool_of(ctx.state, project, inst)
         instances[new_name] = instances.pop(name)
         inst["name"] = new_name
+        # LXD 5.0.2 renews the cloud-init instance-id and (once the create template ran)
+        # asks for the rename templates at the next start.
+        inst["config"]["volatile.cloud-init.instance-id"] = str(uuid.uuid4())
+        inst["config"].setdefault("volatile.apply_template", "rename")
         if pool is not None:
             volumes_api.rename_volume(ctx.state, project, pool, volume_type(inst), name,
                                       new_name)
@@ -1280,7 +1284,10 @@ def _publish(state: State, project: str, body: Body) -> images_api.Published:
         raise OperationFailed("Instance is running")
     meta = inst.get("metadata") or {}
     properties = dict(meta.get("properties") or {})
-    document = {"architecture": origin["architecture"], "creation_date": int(time.time()),
+    # LXD keeps the image's creation_date (so an unchanged instance publishes to the same
+    # fingerprint); an instance without image metadata gets the time of the publish.
+    created = meta.get("creation_date") or int(time.time())
+    document = {"architecture": origin["architecture"], "creation_date": created,
                 "properties": properties, "templates": meta.get("templates") or {}}
     data = imagefile.pack_unified(origin["files"], document)
     return images_api.Published(data=data, properties=properties)
