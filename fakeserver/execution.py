@@ -1429,7 +1429,13 @@ def _ln(call: Call, flags: set[str], _: dict[str, str], args: list[str]) -> int:
     return 0
 
 
-def _copy(call: Call, source: str, dest: str, recursive: bool, move: bool) -> None:
+def _copy(call: Call, source: str, dest: str, recursive: bool, move: bool,
+          made: set[int] | None = None) -> bool:
+    """Copy (or move) ``source`` to ``dest``; False when part of a tree was left out.
+
+    ``made`` holds the directories this cp created (by identity): busybox omits a source
+    directory it made itself ("recursion detected"), so ``cp -r /d /d/e`` ends.
+    """
     fs = call.fs()
     found = fs.lstat(source, call.cwd)
     entry = found.entry
@@ -1438,14 +1444,22 @@ def _copy(call: Call, source: str, dest: str, recursive: bool, move: bool) -> No
     if target.entry is not None and target.entry.type == "directory":
         dest = posixpath.join(dest, posixpath.basename(found.path))
         target = fs.resolve(dest, call.cwd)
+    made = set() if made is None else made
+    complete = True
     if entry.type == "directory":
         if not recursive and not move:
             raise _Omit(source)
+        if move and (target.path + "/").startswith(found.path + "/"):
+            raise FSError("EINVAL", source)  # rename(2) of a directory into itself
+        if id(entry) in made:
+            call.complain(f"cp: recursion detected, omitting directory '{source}'\n")
+            return False
         if target.entry is None:
             fs.mkdir(dest, mode=entry.mode, uid=entry.uid, gid=entry.gid, cwd=call.cwd)
+            made.add(id(fs.resolve(dest, call.cwd).entry))
         for name in fs.listdir(found.path):
-            _copy(call, posixpath.join(found.path, name), posixpath.join(
-                fs.resolve(dest, call.cwd).path, name), True, False)
+            complete &= _copy(call, posixpath.join(found.path, name), posixpath.join(
+                fs.resolve(dest, call.cwd).path, name), True, False, made)
     elif entry.type == "symlink" and (recursive or move):
         fs.symlink(entry.target, dest, cwd=call.cwd)
     else:
@@ -1455,6 +1469,7 @@ def _copy(call: Call, source: str, dest: str, recursive: bool, move: bool) -> No
                  gid=entry.gid if move else call.process.gid, cwd=call.cwd)
     if move:
         fs.remove_tree(found.path)
+    return complete
 
 
 class _Omit(Exception):
@@ -1470,7 +1485,8 @@ def _copy_all(call: Call, args: list[str], recursive: bool, move: bool) -> int:
     for source in args[:-1]:
         try:
             with call.lock:
-                _copy(call, source, dest, recursive, move)
+                if not _copy(call, source, dest, recursive, move):
+                    status = 1
         except _Omit:
             call.complain(f"cp: omitting directory '{source}'\n")
             status = 1

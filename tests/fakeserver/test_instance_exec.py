@@ -740,6 +740,14 @@ COMMANDS = [
     (["ln", "/etc/hostname", "/srv/hard"], 0, "", ""),
     (["sh", "-c", "ln -s a /srv/sl; ln -s b /srv/sl"], 1, "", "ln: /srv/sl: File exists\n"),
     (["mv", "/nope", "/srv/z"], 1, "", "mv: can't rename '/nope': No such file or directory\n"),
+    (["sh", "-c", "mkdir -p /srv/d/x; mv /srv/d /srv/d/e; mv /srv/d /srv/d; ls /srv/d"], 0,
+     "x\n", "mv: can't rename '/srv/d': Invalid argument\n" * 2),
+    (["sh", "-c", "mkdir -p /srv/d/x; echo hi > /srv/d/x/f; cp -r /srv/d /srv/d/e; "
+      "echo rc=$?; cp -r /srv/d /srv/d; echo rc=$?; ls /srv/d /srv/d/d /srv/d/d/e; "
+      "cat /srv/d/d/e/x/f"], 0,
+     "rc=1\nrc=1\n/srv/d:\nd\ne\nx\n\n/srv/d/d:\ne\nx\n\n/srv/d/d/e:\nx\nhi\n",
+     "cp: recursion detected, omitting directory '/srv/d/e'\n"
+     "cp: recursion detected, omitting directory '/srv/d/d'\n"),
     (["wc", "/etc/hosts", "/etc/passwd"], 0, "        2         4        34 /etc/hosts\n"
      "        2         2        82 /etc/passwd\n        4         6       116 total\n", ""),
     (["id"], 0, "uid=0(root) gid=0(root)\n", ""),
