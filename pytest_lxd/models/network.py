@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..operations import handle_async
-from .base import AttributeDict, Manager, Model
+from .base import AttributeDict, Manager, Model, name_from_url
 
 if TYPE_CHECKING:
     from ..client import APINode, Client
+    from .operation import Operation
 
 __all__ = ["Network", "NetworkForward", "NetworkForwardManager", "NetworkManager",
            "NetworkState"]
@@ -79,7 +80,12 @@ class NetworkManager(Manager):
 
 
 class NetworkForward(Model):
-    """A port forward on a network, keyed by ``listen_address``."""
+    """A port forward on a network, keyed by ``listen_address``.
+
+    LXD 5.0.2 ignores ``If-Match`` on forwards, so :meth:`save` first compares the server's
+    state with the one loaded and raises :class:`~pytest_lxd.exceptions.ETagMismatch` if it
+    moved (one more GET) rather than overwrite someone else's change.
+    """
 
     listen_address: str
     description: str
@@ -103,6 +109,12 @@ class NetworkForward(Model):
         assert self.network is not None, "a NetworkForward needs its network"
         return self.network.api.forwards[self.listen_address]
 
+    def save(self, wait: bool = False) -> Operation | None:
+        if not self.dirty:
+            return None
+        self._guard_concurrent_change()
+        return super().save(wait)
+
 
 class NetworkForwardManager(Manager):
     """``network.forwards`` (needs the ``network_forward`` API extension)."""
@@ -125,8 +137,11 @@ class NetworkForwardManager(Manager):
         return self._exists(self.get, listen_address)
 
     def create(self, config: dict[str, Any], wait: bool = True) -> NetworkForward:
-        """Create a forward from its definition (``listen_address``, ``ports``...)."""
+        """Create a forward from its definition (``listen_address``, ``ports``...) and return
+        it as stored (LXD keeps the address in canonical form: ``2001:DB8:0::1`` is
+        ``2001:db8::1``)."""
         self.client.assert_has_api_extension("network_forward")
         response = self.network.api.forwards.post(json=config)
         handle_async(self.client, response, True)
-        return self.get(config["listen_address"])
+        location = response.headers.get("Location")
+        return self.get(name_from_url(location) if location else config["listen_address"])
