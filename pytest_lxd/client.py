@@ -205,7 +205,9 @@ class Client:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the HTTP connections; the client is unusable afterwards."""
+        """Close the HTTP connections; the client is unusable afterwards. (On a unix socket,
+        idle kept-alive connections belong to the process's pool, shared by every client of
+        that socket: see :func:`pytest_lxd.transport.unix_pool`.)"""
         self.transport.close()
 
     def __enter__(self) -> Client:
