@@ -4,7 +4,8 @@ A managed network is ``{"name", "type", "description", "config", "status"}`` in 
 ``networks`` family (``status`` is ``Created``, or ``Pending`` while only defined for a member
 with ``?target=``). The host's unmanaged interfaces (``lo``, ``eth0`` in the baseline) are
 ``{"name", "type"}`` in the global ``unmanaged_networks`` family. ``used_by`` is computed on
-every read from networks, profiles and instances, in LXD's order.
+every read from networks, profiles and instances, in LXD's order. A network's port forwards
+live in it under ``forwards`` (see ``network_forwards.py``), so they follow renames and deletes.
 
 The fake's host behaves as the one ``scripts/lxd-host`` sets up: it cannot pick a free subnet
 for ``ipv4.address``/``ipv6.address`` ``auto`` (LXD probes random subnets there and finds them
