@@ -15,7 +15,9 @@ from typing import Any
 
 # LXD's Go server and client take header lines up to 1 MB (a Location naming a 70 kB object
 # is possible); http.client stops at 64 kB.
-http.client._MAXLINE = max(http.client._MAXLINE, 1 << 20)  # type: ignore[attr-defined]
+# LXD names an object in its Location header: a 5 MB profile name (test_huge_bodies) makes a
+# 5 MB header line, which LXD 5.0.2 sends as it is.
+http.client._MAXLINE = max(http.client._MAXLINE, 1 << 24)  # type: ignore[attr-defined]
 
 ENVELOPE_KEYS = ["type", "status", "status_code", "operation", "error_code", "error", "metadata"]
 

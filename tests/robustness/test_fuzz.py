@@ -29,12 +29,8 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 def _send(world: World, raw: RawClient, endpoint: Endpoint, target: bytes, body: bytes = b"",
           headers: dict[str, object] | None = None, strategy: str = "sweep") -> None:
     world.restore()
-    import time
-    t0 = time.time()
     reply = raw.send(endpoint.method, target, headers or {}, body)
     check(world, endpoint, reply, strategy, target=target)
-    if time.time() - t0 > 0.3:
-        print("SLOW", time.time() - t0, endpoint.id, target[:200], body[:100], reply)
 
 
 # -- every endpoint, fixed inputs -------------------------------------------------------------
