@@ -172,16 +172,45 @@ class _RouteMap(Map):
         return adapter
 
 
+class _MatchOnlyRule(Rule):
+    """A Rule whose URL builders are compiled on first use: the fake only matches URLs, and
+    compiling two builders per rule was most of the cost of making the route map."""
+
+    def _compile_builder(self, append_unknown: bool = True) -> Any:
+        compiled: list[Any] = []
+
+        def build(rule: Rule, *args: Any, **kwargs: Any) -> Any:
+            if not compiled:
+                compiled.append(Rule._compile_builder(rule, append_unknown))
+            return compiled[0](rule, *args, **kwargs)
+
+        return build
+
+
+_route_maps: dict[int, tuple[list[api.Route], _RouteMap]] = {}
+
+
+def route_map() -> tuple[list[api.Route], _RouteMap]:
+    """The route table and its compiled map, made once per process and shared by every fake
+    (neither changes once the handler modules are imported)."""
+    routes = api.load()
+    cached = _route_maps.get(len(routes))
+    if cached is None:
+        url_map = _RouteMap(strict_slashes=True, merge_slashes=False, redirect_defaults=False)
+        for index, item in enumerate(routes):
+            url_map.add(_MatchOnlyRule(item.path, methods=list(item.methods), endpoint=index))
+        cached = (list(routes), url_map)
+        _route_maps.clear()
+        _route_maps[len(routes)] = cached
+    return cached
+
+
 class App:
     """The WSGI callable shared by the unix socket and the TLS listener."""
 
     def __init__(self, server: FakeLXD) -> None:
         self.server = server
-        self.routes = api.load()
-        self.url_map = _RouteMap(strict_slashes=True, merge_slashes=False,
-                                 redirect_defaults=False)
-        for index, item in enumerate(self.routes):
-            self.url_map.add(Rule(item.path, methods=list(item.methods), endpoint=index))
+        self.routes, self.url_map = route_map()
         self.log: deque[LoggedRequest] = deque(maxlen=10_000)
         self.handler_errors: list[str] = []
         from .api.certificates import check_restricted

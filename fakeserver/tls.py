@@ -19,9 +19,21 @@ from typing import Any
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from OpenSSL import SSL
 
 HANDSHAKE_TIMEOUT = 10.0
+
+#: pyOpenSSL's ``SSL`` module, imported by the first listener that serves TLS (a fake whose
+#: HTTPS port is never connected to does not pay for importing it).
+SSL: Any = None
+
+
+def _load_openssl() -> Any:
+    global SSL
+    if SSL is None:
+        from OpenSSL import SSL as module
+
+        SSL = module
+    return SSL
 
 
 def fingerprint_of_pem(pem: str | bytes) -> str:
@@ -55,6 +67,7 @@ class ServerTLS:
         self._server_side: _ServerSide | None = None
 
     def server_side(self) -> _ServerSide:
+        """What the HTTPS listener wraps connections with (its TLS context is made lazily)."""
         if self._server_side is None:
             self._server_side = _ServerSide(self)
         return self._server_side
@@ -68,6 +81,22 @@ class _ServerSide:
     """Wraps accepted sockets in pyOpenSSL connections that ask for (any) client certificate."""
 
     def __init__(self, material: ServerTLS) -> None:
+        self.material = material
+        self._context: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def context(self) -> Any:
+        """The pyOpenSSL context, made (and pyOpenSSL imported) at the first connection."""
+        if self._context is None:
+            with self._lock:
+                if self._context is None:
+                    self._context = self._make_context(self.material)
+        return self._context
+
+    @staticmethod
+    def _make_context(material: ServerTLS) -> Any:
+        _load_openssl()
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
         ctx.use_certificate(x509.load_pem_x509_certificate(material.certificate_pem.encode()))
@@ -76,10 +105,11 @@ class _ServerSide:
         ctx.check_privatekey()
         ctx.set_verify(SSL.VERIFY_PEER, _accept_any)
         ctx.set_session_id(b"pytest-lxd-fake")
-        self.context = ctx
+        return ctx
 
     def wrap(self, sock: socket.socket) -> TLSSocket:
-        conn = SSL.Connection(self.context, sock)
+        context = self.context  # imports pyOpenSSL on the first connection
+        conn = SSL.Connection(context, sock)
         conn.set_accept_state()
         return TLSSocket(conn, sock)
 
@@ -141,7 +171,7 @@ class TLSSocket:
     OpenSSL connection does not allow at once, so each call holds a lock.
     """
 
-    def __init__(self, conn: SSL.Connection, sock: socket.socket) -> None:
+    def __init__(self, conn: Any, sock: socket.socket) -> None:
         self.conn = conn
         self.sock = sock
         self._lock = threading.Lock()
