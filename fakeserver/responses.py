@@ -129,3 +129,19 @@ def error(code: int, message: str) -> Response:
     resp = Response(body, status=code, content_type=JSON)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
+
+
+def drop_connection(environ: dict[str, Any], message: str) -> Response:
+    """Where a handler of LXD 5.0.2 panics, Go's HTTP server recovers and closes the
+    connection without an answer: so does the fake (a 500 ``message`` where it cannot)."""
+    import socket
+
+    hijack = environ.get("fakeserver.hijack")
+    if hijack is None:
+        raise LXDError(500, message)
+    conn, _ = hijack()
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    return Response(status=500)  # never sent

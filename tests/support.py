@@ -6,7 +6,8 @@ import json
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,3 +170,28 @@ def wss_connect(url: str, context: Any, **options: Any) -> Any:
         raise
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     return connect(f"ws://{parts.netloc}{target}", sock=SerializedTLSSocket(tls), **options)
+
+
+@contextmanager
+def lifecycle_events(api: API) -> Iterator[list[dict[str, Any]]]:
+    """Collect lifecycle events from ``/1.0/events`` (unix socket) while the block runs."""
+    import threading
+
+    from websockets.sync.client import unix_connect
+
+    socket_path = urllib.parse.unquote(api.base[len("http+unix://"):])
+    got: list[dict[str, Any]] = []
+    with unix_connect(socket_path, "ws://localhost/1.0/events?type=lifecycle",
+                      open_timeout=10, close_timeout=2) as ws:
+        def read() -> None:
+            try:
+                while True:
+                    got.append(json.loads(ws.recv()))
+            except Exception:  # noqa: BLE001 - the socket closes at the end
+                pass
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        yield got
+        time.sleep(0.3)
+    reader.join(2)

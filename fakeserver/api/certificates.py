@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 from datetime import datetime, timezone
 from typing import Any
 
@@ -420,7 +419,9 @@ def update_certificate(ctx: Ctx, fingerprint: str) -> Response:
         if req["certificate"] and req["certificate"] != cert["certificate"]:
             der = pem_block(req["certificate"])
             if der is None:
-                return _drop_connection(ctx)
+                return responses.drop_connection(
+                    ctx.request.environ,
+                    "runtime error: invalid memory address or nil pointer dereference")
             new_cert = parse(der)
             validate(new_cert)
             if _fingerprint(new_cert) in ctx.state.family("certificates"):
@@ -435,20 +436,6 @@ def update_certificate(ctx: Ctx, fingerprint: str) -> Response:
             certs[cert["fingerprint"]] = cert
     _lifecycle(ctx, "certificate-updated", _url(current["fingerprint"]))
     return responses.empty()
-
-
-def _drop_connection(ctx: Ctx) -> Response:
-    """LXD 5.0.2 dereferences the nil block of a certificate that is not PEM: Go's HTTP
-    server recovers the panic and closes the connection without an answer. So does the fake."""
-    hijack = ctx.request.environ.get("fakeserver.hijack")
-    if hijack is None:
-        raise LXDError(500, "runtime error: invalid memory address or nil pointer dereference")
-    conn, _ = hijack()
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    return Response(status=500)  # never sent
 
 
 @route("/1.0/certificates/<fingerprint>", "DELETE")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -355,7 +354,8 @@ def update_forward(ctx: Ctx, network: str, listen: str) -> Response:
             raw = raw if isinstance(raw, dict) else {}
             if raw.get("config") is None and current["config"]:
                 # 5.0.2 merges into the nil map and panics: no reply, nothing changes.
-                return _drop_connection(ctx)
+                return responses.drop_connection(ctx.request.environ,
+                                                 "assignment to entry in nil map")
             body["config"] = {**current["config"], **body["config"]}
             if raw.get("ports") is None:
                 body["ports"] = [dict(p) for p in current["ports"]]
@@ -367,19 +367,6 @@ def update_forward(ctx: Ctx, network: str, listen: str) -> Response:
         forwards[listen] = _stored(listen, put)
     ctx.lifecycle("network-forward-updated", _url(net["name"], listen), project=owner)
     return responses.empty()
-
-
-def _drop_connection(ctx: Ctx) -> Response:
-    """Where LXD 5.0.2's handler panics (net/http recovers): the connection just closes."""
-    hijack = ctx.request.environ.get("fakeserver.hijack")
-    if hijack is None:
-        raise LXDError(500, "assignment to entry in nil map")
-    conn, _ = hijack()
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    return Response(status=500)  # never sent
 
 
 @route("/1.0/networks/<network>/forwards/<listen>", "DELETE")

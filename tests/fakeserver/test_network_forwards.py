@@ -13,20 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
 import time
-import urllib.parse
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import requests
-from websockets.sync.client import unix_connect
 
 from fakeserver import FakeLXD
-from tests.support import API, unique
+from tests.support import API, lifecycle_events, unique
 
 NONE = {"ipv4.address": "none", "ipv6.address": "none"}
 NO_NETWORK = "Failed loading network: Network not found"
@@ -481,31 +476,13 @@ def test_forwards_follow_their_network(api: API) -> None:
 
 
 # -- lifecycle events ----------------------------------------------------------------------------
-@contextmanager
-def lifecycle(api: API) -> Iterator[list[dict[str, Any]]]:
-    socket_path = urllib.parse.unquote(api.base[len("http+unix://"):])
-    got: list[dict[str, Any]] = []
-    with unix_connect(socket_path, "ws://localhost/1.0/events?type=lifecycle",
-                      open_timeout=10, close_timeout=2) as ws:
-        def read() -> None:
-            try:
-                while True:
-                    got.append(json.loads(ws.recv()))
-            except Exception:  # noqa: BLE001 - the socket closes at the end
-                pass
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        yield got
-        time.sleep(0.3)
-    reader.join(2)
 
 
 def test_lifecycle_events(api: API) -> None:
     net = bridge(api)
     listen = v6()
     url = fwd(net, listen)
-    with lifecycle(api) as events:
+    with lifecycle_events(api) as events:
         time.sleep(0.2)
         assert api.post(fwd(net), {"listen_address": listen}).status == 201
         assert api.put(url, {"description": "a"}).status == 200

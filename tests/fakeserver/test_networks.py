@@ -13,19 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from websockets.sync.client import unix_connect
 
 from fakeserver import FakeLXD, preseed
-from tests.support import API, unique
+from tests.support import API, lifecycle_events, unique
 
 NONE = {"ipv4.address": "none", "ipv6.address": "none"}
 MISSING = "Failed loading network: Network not found"
@@ -686,32 +682,13 @@ def test_pending_network_defined_for_a_member(api: API) -> None:
 
 
 # -- lifecycle events ----------------------------------------------------------------------------
-@contextmanager
-def lifecycle(api: API) -> Iterator[list[dict[str, Any]]]:
-    """Collect lifecycle events from ``/1.0/events`` while the block runs."""
-    socket_path = urllib.parse.unquote(api.base[len("http+unix://"):])
-    got: list[dict[str, Any]] = []
-    with unix_connect(socket_path, "ws://localhost/1.0/events?type=lifecycle",
-                      open_timeout=10, close_timeout=2) as ws:
-        def read() -> None:
-            try:
-                while True:
-                    got.append(json.loads(ws.recv()))
-            except Exception:  # noqa: BLE001 - the socket closes at the end
-                pass
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        yield got
-        time.sleep(0.3)
-    reader.join(2)
 
 
 def test_lifecycle_events(api: API) -> None:
     name, new = short(), short()
     api.delete_later(f"/1.0/networks/{name}")
     api.delete_later(f"/1.0/networks/{new}")
-    with lifecycle(api) as events:
+    with lifecycle_events(api) as events:
         time.sleep(0.2)
         assert api.post("/1.0/networks", {"name": name, "config": NONE}).status == 201
         assert api.patch(f"/1.0/networks/{name}", {"config": {"user.a": "1"}}).status == 200
