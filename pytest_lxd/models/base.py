@@ -311,6 +311,28 @@ class Model:
         return op
 
 
+#: How LXD writes "never" in ``expires_at`` (Go's zero time).
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class SnapshotModel(Model):
+    """What instance and volume snapshots share: the name is the last segment of LXD's
+    ``parent/snap``, and ``expires_at`` is None where LXD sends Go's zero time."""
+
+    def _normalize(self, data: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(data.get("name"), str):
+            data["name"] = data["name"].rsplit("/", 1)[-1]
+        if data.get("expires_at") == ZERO_TIME:
+            data["expires_at"] = None
+        return data
+
+    def marshall(self, skip_readonly: bool = True) -> dict[str, Any]:
+        body = super().marshall(skip_readonly)
+        if "expires_at" in body and body["expires_at"] is None:
+            body["expires_at"] = ZERO_TIME
+        return body
+
+
 class Manager:
     """Base of the ``client.<collection>`` managers."""
 

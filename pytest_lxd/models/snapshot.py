@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from .. import exceptions
 from ..operations import handle_async
-from .base import Manager, Model, name_from_url
+from .base import Manager, SnapshotModel, name_from_url
 
 if TYPE_CHECKING:
     from ..client import APINode, Client
@@ -16,10 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Snapshot", "SnapshotManager"]
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-class Snapshot(Model):
+class Snapshot(SnapshotModel):
     """A snapshot of an instance; ``name`` is the snapshot's own name (no ``inst/`` prefix).
 
     Writable: ``expires_at`` (None when it never expires; LXD runs the update in the
@@ -47,22 +46,9 @@ class Snapshot(Model):
         super().__init__(client, **data)
         self.instance = instance
 
-    def _normalize(self, data: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(data.get("name"), str):
-            data["name"] = data["name"].rsplit("/", 1)[-1]
-        if data.get("expires_at") == ZERO_TIME:
-            data["expires_at"] = None
-        return data
-
     def _identity(self) -> tuple[Any, ...]:
         parent = self.instance._identity() if self.instance is not None else None
         return (*super()._identity(), parent)
-
-    def marshall(self, skip_readonly: bool = True) -> dict[str, Any]:
-        body = super().marshall(skip_readonly)
-        if "expires_at" in body and body["expires_at"] is None:
-            body["expires_at"] = ZERO_TIME
-        return body
 
     @property
     def _parent(self) -> Instance:

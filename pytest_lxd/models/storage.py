@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from .. import exceptions
 from ..operations import handle_async
-from .base import AttributeDict, Manager, Model, name_from_url
+from .base import AttributeDict, Manager, Model, SnapshotModel, name_from_url
 from .operation import Operation
 
 if TYPE_CHECKING:
@@ -16,7 +16,6 @@ __all__ = ["StoragePool", "StoragePoolManager", "StorageResources", "StorageReso
            "StorageVolume", "StorageVolumeManager", "StorageVolumeSnapshot",
            "StorageVolumeSnapshotManager"]
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 class StoragePool(Model):
@@ -215,7 +214,7 @@ def _parse_volume_url(url: str) -> tuple[str, str]:
     return unquote(parts[0]), unquote("/".join(parts[1:]))
 
 
-class StorageVolumeSnapshot(Model):
+class StorageVolumeSnapshot(SnapshotModel):
     """A snapshot of a storage volume; ``name`` is the snapshot's own name.
 
     Writable: ``description``, ``expires_at`` (None when it never expires). Its
@@ -236,22 +235,9 @@ class StorageVolumeSnapshot(Model):
         super().__init__(client, **data)
         self.volume = volume
 
-    def _normalize(self, data: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(data.get("name"), str):
-            data["name"] = data["name"].rsplit("/", 1)[-1]
-        if data.get("expires_at") == ZERO_TIME:
-            data["expires_at"] = None
-        return data
-
     def _identity(self) -> tuple[Any, ...]:
         volume = self.volume._identity() if self.volume is not None else None
         return (*super()._identity(), volume)
-
-    def marshall(self, skip_readonly: bool = True) -> dict[str, Any]:
-        body = super().marshall(skip_readonly)
-        if "expires_at" in body and body["expires_at"] is None:
-            body["expires_at"] = ZERO_TIME
-        return body
 
     @property
     def api(self) -> APINode:
