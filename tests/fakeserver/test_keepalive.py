@@ -162,17 +162,25 @@ def test_https_reuses_the_tls_connection(fake: FakeLXD) -> None:
 
 @pytest.mark.fake_only
 def test_stop_ends_kept_connections(tmp_path: object) -> None:
-    """An idle kept-alive connection does not outlive the server (nor keep its thread)."""
+    """An idle kept-alive connection does not outlive the server (nor keep its thread).
+
+    Threads are compared as sets, not counted: threads left by earlier tests (operations,
+    other servers) may end at any moment and must not change the outcome.
+    """
+    existing = set(threading.enumerate())
     server = FakeLXD(str(tmp_path)).start()
-    before = threading.active_count()
+    started = {t for t in set(threading.enumerate()) - existing if t.name == "lxd-fake-unix"}
     conn = UnixConnection(server.socket_path)
     assert conn.call("GET", "/1.0").status == 200
-    assert threading.active_count() == before + 1  # the connection's handler thread
+    handlers = {t for t in set(threading.enumerate()) - existing - started
+                if t.name.endswith("(process_request_thread)")}
+    assert len(started) == 1 and len(handlers) == 1  # the connection's handler thread
     server.stop()
+    ours = started | handlers
     deadline = time.monotonic() + 5
-    while threading.active_count() > before - 1 and time.monotonic() < deadline:
+    while any(t.is_alive() for t in ours) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() <= before - 1  # the handler and the listener are gone
+    assert not any(t.is_alive() for t in ours)  # the handler and the listener are gone
     assert conn.sock is not None
     assert conn.sock.recv(1) == b""  # closed by the server
     conn.close()
