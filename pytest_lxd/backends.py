@@ -28,7 +28,6 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -36,6 +35,7 @@ import requests
 from . import busybox
 from .client import Client
 from .exceptions import LXDAPIException, NotFound
+from .settings import Settings
 from .transport import TLSPolicy, make_session, resolve_endpoint
 
 if TYPE_CHECKING:
@@ -68,18 +68,6 @@ WAIT_TIMEOUT = 120.0
 def is_true(value: str | None) -> bool:
     """LXD's reading of a boolean config value."""
     return (value or "").strip().lower() in ("1", "on", "true", "yes")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How to reach the real host, and who this pytest process is."""
-
-    endpoint: str
-    cert: tuple[str, str] | None = None
-    verify: bool | str = True
-    worker: str = "main"
-    run_id: str = ""
-    log_size: int = 20
 
 
 # -- raw REST helpers on an admin client ----------------------------------------------------------

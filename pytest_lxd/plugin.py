@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .backends import FakeBackend, LXDBackend, RealBackend, Settings
+from .settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported on first use: loading the plugin stays cheap for every pytest run
     from fakeserver import FakeLXD
 
+    from .backends import FakeBackend, LXDBackend, RealBackend
     from .client import Client
 
 BACKENDS = ("fake", "real", "both")
@@ -49,7 +50,7 @@ _OPTIONS = (
 )
 
 _SESSION = pytest.StashKey["LXDSession"]()
-_ENV = pytest.StashKey[LXDBackend]()
+_ENV = pytest.StashKey["LXDBackend"]()
 _PARAM = "lxd_backend_name"
 
 
@@ -135,6 +136,8 @@ class LXDSession:
     @property
     def real(self) -> RealBackend:
         if self._real is None:
+            from .backends import RealBackend
+
             self._real = RealBackend(self.settings)
         return self._real
 
@@ -336,6 +339,8 @@ def lxd_fake_server(lxd_fake_factory: Callable[..., FakeLXD], lxd_fake_dir: str 
 
 @pytest.fixture(scope="session")
 def _lxd_fake_backend(lxd_fake_server: FakeLXD, pytestconfig: pytest.Config) -> FakeBackend:
+    from .backends import FakeBackend
+
     return FakeBackend(lxd_fake_server, lxd_session(pytestconfig).settings)
 
 

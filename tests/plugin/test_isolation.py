@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeLXD
-from pytest_lxd.backends import FakeBackend, Settings
+from pytest_lxd.backends import FakeBackend
+from pytest_lxd.settings import Settings
 
 LEAK_THEN_CHECK = """
 import pytest

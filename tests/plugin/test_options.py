@@ -32,6 +32,28 @@ def test_the_default_is_the_fake(pytester: pytest.Pytester) -> None:
     assert "[real]" not in result.stdout.str()
 
 
+def test_loading_the_plugin_imports_neither_the_client_nor_the_fake(
+        pytester: pytest.Pytester) -> None:
+    """Every pytest run of a project with pytest-lxd installed loads the plugin: it must not
+    pay for the client, the backends or the fake until a test uses a fixture."""
+    pytester.makepyfile("""
+import sys
+
+def test_plain():
+    assert "pytest_lxd.plugin" in sys.modules
+    heavy = ("pytest_lxd.client", "pytest_lxd.models", "pytest_lxd.backends", "fakeserver")
+    assert [name for name in heavy if name in sys.modules] == []
+
+def test_then_the_fixture(lxd_client):
+    import sys
+    assert "fakeserver" in sys.modules and "pytest_lxd.client" in sys.modules
+    from pytest_lxd import Client
+    assert isinstance(lxd_client, Client)
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
 def test_both_parametrizes_over_fake_and_real(pytester: pytest.Pytester, host: FakeLXD,
                                               host_client: Client) -> None:
     pytester.makepyfile(BOTH)
