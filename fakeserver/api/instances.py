@@ -189,11 +189,12 @@ def render(state: State, project: str, inst: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_full(state: State, project: str, inst: dict[str, Any]) -> dict[str, Any]:
+    from .instance_backups import render_all as render_backups
     from .instance_snapshots import render_snapshot
 
     out = render(state, project, inst)
     snaps = [render_snapshot(state, project, inst, s) for s in inst["snapshots"].values()]
-    out["backups"] = None
+    out["backups"] = render_backups(inst)
     out["state"] = render_state(state, project, inst)
     out["snapshots"] = snaps or None
     return out
@@ -552,7 +553,12 @@ def list_instances(ctx: Ctx, prefix: str) -> Response:
 def create_instance(ctx: Ctx, prefix: str) -> Response:
     """LXD 5.0.2's order: the body, ``?instance-type``, the body's ``instance_type``,
     ``?target``, the project, the profiles, the name, the source type, then what that source
-    needs (a copy or an image source ignores ``type`` and ``architecture``)."""
+    needs (a copy or an image source ignores ``type`` and ``architecture``). A backup
+    tarball (``application/octet-stream``) is an import instead."""
+    if ctx.request.headers.get("Content-Type", "") == "application/octet-stream":
+        from .instance_backups import import_backup
+
+        return import_backup(ctx)
     body = ctx.body(INSTANCES_POST)
     project = ctx.project
     source = body["source"]
