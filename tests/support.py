@@ -74,6 +74,8 @@ class API:
     def in_project(self, project: str) -> API:
         other = API(self.kind, self.base, self.session, project)
         other.cleanups = self.cleanups
+        if hasattr(self, "server"):  # the fake behind it, for the fake-only helpers
+            other.server = self.server  # type: ignore[attr-defined]
         return other
 
     def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None,

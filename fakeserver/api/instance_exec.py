@@ -513,7 +513,7 @@ def exec_post(ctx: Ctx, name: str, prefix: str) -> Response:
         session = ExecSession(ctx, record, body, env, cwd, user, group)
     op = ctx.ops.create("Executing command", None, project=ctx.project,
                         # LXD 5.0.2 names the instance without ?project= here
-                        resources=instances.op_resources(name, "default"),
+                        resources=instances.op_resources(name),
                         cls="websocket" if session.websockets else "task",
                         metadata=session.metadata(),
                         connect=session.connect if session.websockets else None)

@@ -164,7 +164,7 @@ def create_snapshot(ctx: Ctx, name: str, prefix: str) -> Response:
         emit(ctx, "instance-snapshot-created", snapshot_url(name, snap_name, project), project)
 
     return ctx.operation("Snapshotting instance", run,
-                         resources=inst_api.op_resources(name, project))
+                         resources=inst_api.op_resources(name))
 
 
 @routes("/<name>/snapshots/<snap>", "GET")
@@ -198,7 +198,7 @@ def update_snapshot(ctx: Ctx, name: str, snap: str, prefix: str) -> Response:
 
     # LXD 5.0.2 names the snapshot without its instance in these resources.
     return ctx.operation("Updating snapshot", run,
-                         resources=inst_api.op_resources(snap, project))
+                         resources=inst_api.op_resources(snap))
 
 
 @routes("/<name>/snapshots/<snap>", "POST")
@@ -236,7 +236,7 @@ def rename_snapshot(ctx: Ctx, name: str, snap: str, prefix: str) -> Response:
              {"old_name": f"{name}/{snap}"})
 
     return ctx.operation("Renaming snapshot", run,
-                         resources=inst_api.op_resources(name, project))
+                         resources=inst_api.op_resources(name))
 
 
 @routes("/<name>/snapshots/<snap>", "DELETE")
@@ -255,7 +255,7 @@ def delete_snapshot(ctx: Ctx, name: str, snap: str, prefix: str) -> Response:
         emit(ctx, "instance-snapshot-deleted", snapshot_url(name, snap, project), project)
 
     return ctx.operation("Deleting snapshot", run,
-                         resources=inst_api.op_resources(f"{name}/{snap}", project))
+                         resources=inst_api.op_resources(f"{name}/{snap}"))
 
 
 def restore(ctx: Ctx, project: str, name: str, snap: str,

@@ -79,6 +79,7 @@ INSTANCE_POST = Struct("InstancePost", name=STR, migration=BOOL, live=BOOL,
                        instance_only=BOOL, container_only=BOOL, target=ANY, pool=STR,
                        project=STR, allow_inconsistent=BOOL)
 STATE_PUT = Struct("InstanceStatePut", action=STR, timeout=INT, force=BOOL, stateful=BOOL)
+INSTANCES_PUT = Struct("InstancesPut", state=STATE_PUT)
 METADATA = Struct("ImageMetadata", architecture=STR, creation_date=INT, expiry_date=INT,
                   properties=MAP_STR, templates=ANY)
 
@@ -512,10 +513,11 @@ def fetch(ctx: Ctx, name: str, kind: str) -> dict[str, Any]:
     return find(ctx, name, kind)
 
 
-def op_resources(name: str, project: str, *extra: str) -> dict[str, list[str]]:
+def op_resources(name: str, *extra: str) -> dict[str, list[str]]:
+    """An instance operation's resources: LXD 5.0.2 never adds the project to them."""
     names = (name, *extra)
-    return {"containers": [instance_url(n, project, "containers") for n in names],
-            "instances": [instance_url(n, project) for n in names]}
+    return {"containers": [instance_url(n, prefix="containers") for n in names],
+            "instances": [instance_url(n) for n in names]}
 
 
 # -- /1.0/instances ---------------------------------------------------------------------------
@@ -727,7 +729,7 @@ def create_instance(ctx: Ctx, prefix: str) -> Response:
         return result
 
     return ctx.operation("Creating instance", run,
-                         resources=op_resources(name, project, *extra))
+                         resources=op_resources(name, *extra))
 
 
 # -- /1.0/instances/{name} --------------------------------------------------------------------
@@ -804,7 +806,7 @@ def put_instance(ctx: Ctx, name: str, prefix: str) -> Response:
         inst = lookup(ctx, name, prefix)
         ctx.check_etag(etag(inst))
     body = ctx.body(INSTANCE_PUT)
-    resources = op_resources(name, project)
+    resources = op_resources(name)
     if body["restore"]:
         from .instance_snapshots import restore
 
@@ -909,7 +911,7 @@ def rename_instance(ctx: Ctx, name: str, prefix: str) -> Response:
         emit(ctx, "instance-renamed", instance_url(new_name, project), project,
              {"old_name": name})
 
-    return ctx.operation("Renaming instance", run, resources=op_resources(name, project))
+    return ctx.operation("Renaming instance", run, resources=op_resources(name))
 
 
 def remove(ctx: Ctx, project: str, inst: dict[str, Any]) -> None:
@@ -937,7 +939,7 @@ def delete_instance(ctx: Ctx, name: str, prefix: str) -> Response:
             raise OperationFailed("Instance is running")
         remove(ctx, project, inst)
 
-    return ctx.operation("Deleting instance", run, resources=op_resources(name, project))
+    return ctx.operation("Deleting instance", run, resources=op_resources(name))
 
 
 # -- /state -------------------------------------------------------------------------------------
@@ -994,6 +996,58 @@ ACTIONS = {"start": "Starting instance", "stop": "Stopping instance",
            "unfreeze": "Unfreezing instance"}
 
 
+def change_state(ctx: Ctx, project: str, name: str, body: Body,
+                 op: Operation | None = None) -> dict[str, Any] | None:
+    """Apply one state action (``body``: an ``InstanceStatePut``) to an instance, inside an
+    operation (``op``: its own), with LXD's errors and lifecycle events; the operation's
+    metadata, if any."""
+    action = body["action"]
+    source = instance_url(name, project)
+    inst = get_instance(ctx.state, project, name)
+    status = inst["status"]
+    result = None
+    if action == "start":
+        if status != "Stopped":
+            raise OperationFailed("The instance is already running")
+        if start(inst):
+            if op is not None:
+                op.update_metadata({"container_progress": "Remapping container filesystem"})
+            result = {"container_progress": ""}
+        emit(ctx, "instance-started", source, project, requestor=True)
+    elif action == "stop":
+        if status == "Stopped":
+            raise OperationFailed("The instance is already stopped")
+        if body["stateful"]:
+            raise OperationFailed("Unable to perform container live migration. CRIU "
+                                  "isn't installed")
+        stop(inst, graceful=not body["force"])
+        emit(ctx, "instance-stopped" if body["force"] else "instance-shutdown", source,
+             project, requestor=True)
+        if inst["ephemeral"]:
+            remove(ctx, project, inst)
+    elif action == "restart":
+        if status == "Stopped":
+            raise OperationFailed("The instance is already stopped")
+        stop(inst, graceful=not body["force"])
+        start(inst)
+        emit(ctx, "instance-restarted", source, project, requestor=True)
+    elif action == "freeze":
+        if status == "Stopped":
+            raise OperationFailed("The container isn't running")
+        if status == "Frozen":
+            raise OperationFailed("The container is already frozen")
+        inst["status"] = "Frozen"
+        emit(ctx, "instance-paused", source, project, requestor=True)
+    else:
+        if status == "Stopped":
+            raise OperationFailed("The container isn't running")
+        if status == "Running":
+            raise OperationFailed("The container is already running")
+        inst["status"] = "Running"
+        emit(ctx, "instance-resumed", source, project, requestor=True)
+    return result
+
+
 @routes("/<name>/state", "PUT")
 def put_state(ctx: Ctx, name: str, prefix: str) -> Response:
     project = ctx.project
@@ -1003,53 +1057,62 @@ def put_state(ctx: Ctx, name: str, prefix: str) -> Response:
     action = body["action"]
     if action not in ACTIONS:
         raise LXDError(400, f"Unknown action: '{action}'")
-    source = instance_url(name, project)
 
     def run(op: Operation) -> dict[str, Any] | None:
-        inst = get_instance(ctx.state, project, name)
-        status = inst["status"]
-        result = None
-        if action == "start":
-            if status != "Stopped":
-                raise OperationFailed("The instance is already running")
-            if start(inst):
-                op.update_metadata({"container_progress": "Remapping container filesystem"})
-                result = {"container_progress": ""}
-            emit(ctx, "instance-started", source, project, requestor=True)
-        elif action == "stop":
-            if status == "Stopped":
-                raise OperationFailed("The instance is already stopped")
-            if body["stateful"]:
-                raise OperationFailed("Unable to perform container live migration. CRIU "
-                                      "isn't installed")
-            stop(inst, graceful=not body["force"])
-            emit(ctx, "instance-stopped" if body["force"] else "instance-shutdown", source,
-                 project, requestor=True)
-            if inst["ephemeral"]:
-                remove(ctx, project, inst)
-        elif action == "restart":
-            if status == "Stopped":
-                raise OperationFailed("The instance is already stopped")
-            stop(inst, graceful=not body["force"])
-            start(inst)
-            emit(ctx, "instance-restarted", source, project, requestor=True)
-        elif action == "freeze":
-            if status == "Stopped":
-                raise OperationFailed("The container isn't running")
-            if status == "Frozen":
-                raise OperationFailed("The container is already frozen")
-            inst["status"] = "Frozen"
-            emit(ctx, "instance-paused", source, project, requestor=True)
-        else:
-            if status == "Stopped":
-                raise OperationFailed("The container isn't running")
-            if status == "Running":
-                raise OperationFailed("The container is already running")
-            inst["status"] = "Running"
-            emit(ctx, "instance-resumed", source, project, requestor=True)
+        return change_state(ctx, project, name, body, op)
+
+    return ctx.operation(ACTIONS[action], run,
+                         resources={"instances": [instance_url(name)]})
+
+
+def _bulk_selects(action: str, status: str) -> bool:
+    """Whether LXD 5.0.2's ``PUT /1.0/instances`` acts on an instance: it asks whether each
+    one runs (a frozen instance counts as running), so ``unfreeze`` picks the *stopped* ones
+    (and fails on them) and never a frozen one."""
+    running = status != "Stopped"
+    return running if action in ("stop", "restart", "freeze") else not running
+
+
+@routes("", "PUT")
+def put_instances(ctx: Ctx, prefix: str) -> Response:
+    """Change the state of every instance of the project (``/1.0/containers`` and
+    ``/1.0/virtual-machines`` too: 5.0.2 does not filter by type) in one operation; the
+    instances it skips are those already in the state asked for."""
+    project = ctx.project
+    raw = ctx.json()
+    body = ctx.body(INSTANCES_PUT)
+    if isinstance(raw, dict) and any(k.lower() == "state" for k in raw) and not any(
+            raw[k] is not None for k in raw if k.lower() == "state"):
+        # {"state": null}: 5.0.2 reads the action through the nil pointer and panics.
+        return responses.drop_connection(
+            ctx.request.environ,
+            "runtime error: invalid memory address or nil pointer dereference")
+    change = body["state"]
+    action = change["action"]
+    if action not in ACTIONS:
+        raise LXDError(400, f"Unknown action: '{action}'")
+    with ctx.state.lock:
+        if not ctx.state.has_project(project):
+            raise LXDError(500, f"failed to add {go_quote(ACTIONS[action])} Operation "
+                                f"{uuid.uuid4()} to database: Fetch project ID: Project not "
+                                "found")
+        names = [name for name, inst in sorted(instances_of(ctx.state, project).items())
+                 if _bulk_selects(action, inst["status"])]
+
+    def run(op: Operation) -> dict[str, Any] | None:
+        failures, result = [], None
+        for name in names:
+            try:
+                result = change_state(ctx, project, name, change) or result
+            except (OperationFailed, LXDError) as exc:
+                failures.append(f" - Instance: {name}: {getattr(exc, 'message', None) or exc}\n")
+        if failures:
+            raise OperationFailed("The following instances failed to update state:\n"
+                                  + "".join(failures))
         return result
 
-    return ctx.operation(ACTIONS[action], run, resources={"instances": [source]})
+    return ctx.operation(ACTIONS[action], run, resources={
+        "instances": [instance_url(name) for name in names] or None})
 
 
 # -- /logs and /console -----------------------------------------------------------------------

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from tests.imagefixtures import Events
 from tests.instancefixtures import action, make, started
-from tests.support import API
+from tests.support import API, unique
 
 STOPPED = {"status": "Stopped", "status_code": 102, "disk": {},
            "memory": {"usage": 0, "usage_peak": 0, "swap_usage": 0, "swap_usage_peak": 0},
@@ -182,3 +183,153 @@ def test_state_lifecycle_events(api: API) -> None:
 def test_state_operations_on_a_missing_instance(api: API) -> None:
     reply = api.put("/1.0/instances/nope-missing/state", {"action": "start"})
     assert (reply.status, reply.error) == (404, "Instance not found")
+
+
+# -- PUT /1.0/instances: every instance of a project at once -----------------------------------
+
+def bulk_project(api: API) -> API:
+    """A project of its own (images and profiles from ``default``): a bulk change touches
+    every instance of its project, so never the shared ``default`` one."""
+    project = unique("bulk")
+    reply = api.post("/1.0/projects", {"name": project, "config": {
+        "features.images": "false", "features.profiles": "false"}})
+    assert reply.status == 201, reply
+    api.delete_later(f"/1.0/projects/{project}")
+    return api.in_project(project)
+
+
+def bulk(api: API, what: str, path: str = "/1.0/instances", **body: object,
+         ) -> tuple[list[str] | None, dict]:
+    """``PUT`` a bulk state change and wait: (the instances it names, the finished op)."""
+    reply = api.put(path, {"state": {"action": what, **body}})
+    assert reply.status == 202, reply
+    assert reply.metadata["description"] == ACTIONS[what]
+    assert list(reply.metadata["resources"]) == ["instances"]
+    named = reply.metadata["resources"]["instances"]
+    return (sorted(named) if named is not None else None), api.wait(reply)
+
+
+def statuses(api: API) -> dict[str, str]:
+    return {i["name"]: i["status"] for i in api.get("/1.0/instances?recursion=1").metadata}
+
+
+ACTIONS = {"start": "Starting instance", "stop": "Stopping instance",
+           "restart": "Restarting instance", "freeze": "Freezing instance",
+           "unfreeze": "Unfreezing instance"}
+
+
+def test_bulk_state_changes_act_on_the_instances_not_yet_there(api: API) -> None:
+    papi = bulk_project(api)
+    named, op = bulk(papi, "start")  # an empty project: an operation that does nothing
+    assert (named, op["status"], op["metadata"]) == (None, "Success", None)
+    one, two = sorted([make(papi), make(papi)])
+    urls = [f"/1.0/instances/{one}", f"/1.0/instances/{two}"]
+    named, op = bulk(papi, "start")
+    assert (named, op["status"], op["err"]) == (urls, "Success", "")
+    assert op["metadata"] == {"container_progress": ""}  # the first start remaps the idmap
+    assert statuses(papi) == {one: "Running", two: "Running"}
+    named, op = bulk(papi, "start")  # all running: nothing to do
+    assert (named, op["status"], op["metadata"]) == (None, "Success", None)
+    settle(papi)
+    named, op = bulk(papi, "freeze")
+    assert (named, op["status"]) == (urls, "Success")
+    assert statuses(papi) == {one: "Frozen", two: "Frozen"}
+    named, op = bulk(papi, "start")  # frozen counts as running
+    assert (named, op["status"]) == (None, "Success")
+    named, op = bulk(papi, "unfreeze")  # ... so unfreeze skips the frozen ones (5.0.2)
+    assert (named, op["status"]) == (None, "Success")
+    assert statuses(papi) == {one: "Frozen", two: "Frozen"}
+    named, op = bulk(papi, "stop", "/1.0/virtual-machines", force=True)  # no type filter
+    assert (named, op["status"]) == (urls, "Success")
+    assert statuses(papi) == {one: "Stopped", two: "Stopped"}
+    for what in ("stop", "restart", "freeze"):
+        named, op = bulk(papi, what, "/1.0/containers", force=True)
+        assert (named, op["status"]) == (None, "Success"), what
+
+
+def test_bulk_failures_are_listed_per_instance(api: API) -> None:
+    """5.0.2 picks the stopped instances for ``unfreeze`` (it asks whether each runs), which
+    then fail one by one: the operation fails with a line per instance."""
+    papi = bulk_project(api)
+    one, two = sorted([make(papi), make(papi)])
+    named, op = bulk(papi, "unfreeze")
+    assert named == [f"/1.0/instances/{one}", f"/1.0/instances/{two}"]
+    assert op["status"] == "Failure"
+    head, *lines = op["err"].split("\n")
+    assert head == "The following instances failed to update state:"
+    assert lines[-1] == ""  # every line ends with a newline
+    assert sorted(lines[:-1]) == [f" - Instance: {one}: The container isn't running",
+                                  f" - Instance: {two}: The container isn't running"]
+    assert statuses(papi) == {one: "Stopped", two: "Stopped"}
+
+
+def test_bulk_state_change_events(api: API) -> None:
+    papi = bulk_project(api)
+    name = make(papi)
+    events = Events(api, papi.project or "")
+    try:
+        bulk(papi, "start")
+        event = events.wait("instance-started", f"/1.0/instances/{name}")
+        assert event["metadata"]["source"] == f"/1.0/instances/{name}?project={papi.project}"
+    finally:
+        events.close()
+    bulk(papi, "stop", force=True)
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ({"state": {"action": "bogus"}}, "Unknown action: 'bogus'"),
+    ({"state": {"action": "START"}}, "Unknown action: 'START'"),
+    ({"state": {}}, "Unknown action: ''"),
+    ({}, "Unknown action: ''"),
+    ({"state": {"action": "stop", "force": "yes"}},
+     "json: cannot unmarshal string into Go struct field InstanceStatePut.state.force of "
+     "type bool"),
+    ([], "json: cannot unmarshal array into Go value of type api.InstancesPut"),
+])
+def test_bulk_bad_requests(api: API, body: object, error: str) -> None:
+    """Checked before anything is looked at: an empty project answers the same."""
+    papi = bulk_project(api)
+    reply = papi.put("/1.0/instances", body)
+    assert (reply.status, reply.error) == (400, error)
+
+
+def test_bulk_in_a_missing_project(api: API) -> None:
+    """LXD 5.0.2 lists nothing, then fails to record its operation: a 500."""
+    reply = api.put("/1.0/instances", {"state": {"action": "stop"}},
+                    params={"project": unique("nope")})
+    assert reply.status == 500
+    assert reply.error.startswith('failed to add "Stopping instance" Operation ')
+    assert reply.error.endswith(" to database: Fetch project ID: Project not found")
+
+
+def test_operations_in_a_project_name_their_instances_without_it(api: API) -> None:
+    """LXD 5.0.2 builds an operation's resources from bare names: no ``?project=`` (the
+    lifecycle events' sources carry it)."""
+    papi = bulk_project(api)
+    seen = []
+
+    def run(reply: object) -> None:
+        assert reply.status == 202, reply  # type: ignore[attr-defined]
+        seen.append(reply.metadata["resources"])  # type: ignore[attr-defined]
+        assert papi.wait(reply)["status"] == "Success"  # type: ignore[arg-type]
+
+    name = make(papi)
+    run(papi.put(f"/1.0/instances/{name}/state", {"action": "start"}))
+    run(papi.put(f"/1.0/instances/{name}/state", {"action": "stop", "force": True}))
+    run(papi.post(f"/1.0/instances/{name}/snapshots", {"name": "s0"}))
+    run(papi.put(f"/1.0/instances/{name}", {"restore": "s0"}))
+    run(papi.delete(f"/1.0/instances/{name}/snapshots/s0"))
+    run(papi.post(f"/1.0/instances/{name}", {"name": f"{name}-b"}))
+    run(papi.delete(f"/1.0/instances/{name}-b"))
+    assert seen and all("?project=" not in url
+                        for resources in seen for urls in resources.values() for url in urls)
+
+
+def test_bulk_with_a_null_state_gets_no_answer(api: API) -> None:
+    """``{"state": null}``: LXD 5.0.2 reads the action through the nil pointer and panics; Go's
+    server closes the connection without an answer. Nothing changes."""
+    papi = bulk_project(api)
+    name = make(papi)
+    with pytest.raises(requests.ConnectionError):
+        papi.put("/1.0/instances", {"state": None})
+    assert statuses(papi) == {name: "Stopped"}
