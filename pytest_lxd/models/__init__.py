@@ -1,5 +1,6 @@
 """The LXD object models, one module per resource family."""
 
+from .backup import InstanceBackup, InstanceBackupManager
 from .base import AttributeDict, Manager, Model
 from .certificate import Certificate, CertificateManager
 from .cluster import (
@@ -56,6 +57,8 @@ __all__ = [
     "ImageAliasManager",
     "ImageManager",
     "Instance",
+    "InstanceBackup",
+    "InstanceBackupManager",
     "InstanceFiles",
     "InstanceLogManager",
     "InstanceManager",

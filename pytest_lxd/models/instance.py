@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, 
 from .. import exceptions
 from .. import execute as _exec
 from ..operations import handle_async
+from .backup import BackupSource, InstanceBackup, InstanceBackupManager, import_backup
 from .base import AttributeDict, Manager, Model, etag_of, name_from_url
 from .image import Image
 from .snapshot import Snapshot, SnapshotManager
@@ -122,6 +123,7 @@ class Instance(Model):
         object.__setattr__(self, "_embedded", {})
         super().__init__(client, **data)
         self.snapshots = SnapshotManager(client, self)
+        self.backups = InstanceBackupManager(client, self)
         self.files = InstanceFiles(self)
         self.logs = InstanceLogManager(self)
 
@@ -165,6 +167,15 @@ class Instance(Model):
         if not isinstance(value, list):
             return None
         return [Snapshot._from_data(self.client, item, instance=self) for item in value]
+
+    @property
+    def embedded_backups(self) -> list[InstanceBackup] | None:
+        """The backups that came with ``all(recursion=2)`` or a ``recursion=1`` GET (None
+        otherwise, and when there are none: LXD sends ``null``)."""
+        value = self._embedded.get("backups")
+        if not isinstance(value, list):
+            return None
+        return [InstanceBackup._from_data(self.client, item, instance=self) for item in value]
 
     def marshall(self, skip_readonly: bool = True) -> dict[str, Any]:
         body = super().marshall(skip_readonly)
@@ -697,6 +708,20 @@ class _InstanceManagerBase(Manager, Generic[I]):
                                                  "created")
             name = name_from_url(urls[0])
         return self.get(str(name))
+
+    def create_from_backup(self, data: BackupSource, name: str | None = None,
+                           pool: str | None = None, wait: bool = True) -> I:
+        """Import a backup tarball (``lxc import``): ``data`` is its bytes, a binary file
+        object or a path; ``name`` and ``pool`` override the backup's own. Returns the
+        instance, loaded; always waits (a failed restore raises
+        :class:`~pytest_lxd.exceptions.OperationFailed`)."""
+        op = import_backup(self.client, self.client.api.instances, data,
+                           {"X-LXD-name": name or "", "X-LXD-pool": pool or ""})
+        urls = (op.resources or {}).get("instances") or []
+        if not urls:
+            raise exceptions.LXDAPIException(None, "LXD did not say which instance it "
+                                             "restored")
+        return self.get(name_from_url(urls[0]))
 
 
 class InstanceManager(_InstanceManagerBase[Instance]):
