@@ -76,10 +76,10 @@ def _get(ctx: Ctx, name: str, backup: str, prefix: str) -> tuple[dict[str, Any],
     return inst, item
 
 
-def _next_name(inst: dict[str, Any]) -> str:
+def next_name(found: dict[str, Any]) -> str:
     """LXD's pick: one past the highest ``backup<N>`` (digits read as Go's ``%d``)."""
     top = 0
-    for taken in backups_of(inst):
+    for taken in found:
         if not taken.startswith("backup"):
             continue
         digits = ""
@@ -96,7 +96,13 @@ def _next_name(inst: dict[str, Any]) -> str:
     return f"backup{top}"
 
 
-def _check_name(name: str) -> None:
+def now_seconds() -> str:
+    """A backup's ``created_at``: LXD keeps whole seconds."""
+    now = datetime.datetime.fromtimestamp(int(time.time()), tz=datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_name(name: str) -> None:
     if "/" in name:
         raise LXDError(400, "Backup names may not contain slashes")
 
@@ -216,8 +222,8 @@ def create_backup(ctx: Ctx, name: str, prefix: str) -> Response:
     if "expires_at" in body.present and body["expires_at"] is not None:
         expires = volumes_api.time_arg(body["expires_at"])
     with ctx.state.lock:
-        backup = body["name"] or _next_name(inst)
-    _check_name(backup)
+        backup = body["name"] or next_name(backups_of(inst))
+    check_name(backup)
     algorithm = body["compression_algorithm"]
     backups.check_compression(algorithm)
     if not algorithm:
@@ -229,9 +235,8 @@ def create_backup(ctx: Ctx, name: str, prefix: str) -> Response:
         found = backups_of(inst)
         if backup in found:
             raise OperationFailed(f'Create backup: Backup "{name}/{backup}" already exists')
-        now = datetime.datetime.fromtimestamp(int(time.time()), tz=datetime.timezone.utc)
         found[backup] = {
-            "name": backup, "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "name": backup, "created_at": now_seconds(),
             "expires_at": expires, "instance_only": instance_only, "algorithm": algorithm,
             "parts": capture(ctx.state, project, inst, instance_only), "lost": False,
         }
@@ -255,7 +260,7 @@ def rename_backup(ctx: Ctx, name: str, backup: str, prefix: str) -> Response:
         _get(ctx, name, backup, prefix)
     body = ctx.body(BACKUP_POST)
     new_name = body["name"]
-    _check_name(new_name)
+    check_name(new_name)
 
     def run(op: Operation) -> None:
         inst = get_instance(ctx.state, project, name)
@@ -314,6 +319,11 @@ def export_backup(ctx: Ctx, name: str, backup: str, prefix: str) -> Response:
         created = item["created_at"]
         emit(ctx, "instance-backup-retrieved", backup_url(name, backup, ctx.project),
              ctx.project)
+    return file_reply(data, created)
+
+
+def file_reply(data: bytes, created: str) -> Response:
+    """A backup export: LXD 5.0.2 sends an empty file name."""
     resp = Response(data, status=200, content_type="application/octet-stream")
     resp.headers["Content-Disposition"] = "inline;filename="
     resp.headers["Accept-Ranges"] = "bytes"

@@ -107,7 +107,7 @@ def _tokens(value: str) -> list[str]:
     return [part.strip().lower() for part in value.split(",") if part.strip()]
 
 
-def _handshake_error(request: Request) -> Response | None:
+def handshake_error(request: Request) -> Response | None:
     """Gorilla's refusal of a bad upgrade, followed by the LXD error LXD writes after it."""
     headers = request.headers
     problem, status = "", 400
@@ -253,7 +253,7 @@ class ExecSession:
         fd = next((key for key, value in self.fds.items() if value == secret), None)
         if fd is None:
             raise LXDError(500, "permission denied")
-        refusal = _handshake_error(ctx.request)
+        refusal = handshake_error(ctx.request)
         if refusal is not None:
             return refusal
         with self.lock:

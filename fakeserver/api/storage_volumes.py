@@ -447,6 +447,11 @@ def list_volumes(ctx: Ctx, pool: str, vtype: str | None = None) -> Response:
 @route("/1.0/storage-pools/<pool>/volumes/<vtype>", "POST")
 @route("/1.0/storage-pools/<pool>/volumes", "POST")
 def create_volume(ctx: Ctx, pool: str, vtype: str | None = None) -> Response:
+    if vtype == "custom" and \
+            ctx.request.headers.get("Content-Type", "") == "application/octet-stream":
+        from .storage_volume_backups import import_backup  # a backup tarball
+
+        return import_backup(ctx, pool)
     return _create(ctx, pool, vtype)
 
 

@@ -1,6 +1,11 @@
 """The LXD object models, one module per resource family."""
 
-from .backup import InstanceBackup, InstanceBackupManager
+from .backup import (
+    InstanceBackup,
+    InstanceBackupManager,
+    StorageVolumeBackup,
+    StorageVolumeBackupManager,
+)
 from .base import AttributeDict, Manager, Model
 from .certificate import Certificate, CertificateManager
 from .cluster import (
@@ -82,6 +87,8 @@ __all__ = [
     "StoragePoolManager",
     "StorageResources",
     "StorageResourcesManager",
+    "StorageVolumeBackup",
+    "StorageVolumeBackupManager",
     "StorageVolume",
     "StorageVolumeManager",
     "StorageVolumeSnapshot",

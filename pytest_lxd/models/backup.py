@@ -1,5 +1,6 @@
-"""Instance backups: ``instance.backups`` (``lxc export``), and the import helper that
-``client.instances.create_from_backup`` uses (``lxc import``).
+"""Backups: ``instance.backups`` (``lxc export``) and ``volume.backups`` (``lxc storage
+volume export``), and the import helper behind ``client.instances.create_from_backup``
+(``lxc import``) and ``pool.volumes.create_from_backup``.
 
 pylxd 2.4.2 has no backups API; the names follow LXD's (``instance_only``,
 ``optimized_storage``, ``compression_algorithm``, ``expires_at``).
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
     from ..client import APINode, Client
     from .instance import Instance
     from .operation import Operation
+    from .storage import StorageVolume
 
-__all__ = ["BackupSource", "InstanceBackup", "InstanceBackupManager"]
+__all__ = ["BackupSource", "InstanceBackup", "InstanceBackupManager", "StorageVolumeBackup",
+           "StorageVolumeBackupManager"]
 
 #: What an import reads: the tarball's bytes, a binary file object, or a path.
 BackupSource = Union[bytes, IO[bytes], str, "os.PathLike[str]"]
@@ -171,3 +174,56 @@ def import_backup(client: Client, node: APINode, data: BackupSource,
     if op is None:
         raise exceptions.LXDAPIException(None, "LXD did not start an import operation")
     return op
+
+
+class StorageVolumeBackup(_Backup):
+    """A backup of a custom storage volume; ``name`` is the backup's own name. Nothing is
+    writable: ``rename``, ``delete`` and ``export``."""
+
+    volume_only: bool
+
+    def __init__(self, client: Client, volume: StorageVolume | None = None,
+                 **data: Any) -> None:
+        super().__init__(client, **data)
+        self.volume = volume
+
+    def _identity(self) -> tuple[Any, ...]:
+        parent = self.volume._identity() if self.volume is not None else None
+        return (*super()._identity(), parent)
+
+    @property
+    def api(self) -> APINode:
+        if self.volume is None:
+            raise ValueError(f"backup {self.name!r} is not attached to a volume")
+        return self.volume.api.backups[self.name]
+
+
+class StorageVolumeBackupManager(Manager):
+    """``volume.backups`` (custom volumes only)."""
+
+    def __init__(self, client: Client, volume: StorageVolume) -> None:
+        super().__init__(client)
+        self.volume = volume
+
+    def all(self, recursion: int = 0) -> list[StorageVolumeBackup]:
+        """The volume's backups (in creation order): sparse or loaded."""
+        return self._list(StorageVolumeBackup, self.volume.api.backups, recursion,
+                          volume=self.volume)
+
+    def get(self, name: str) -> StorageVolumeBackup:
+        return self._fetch(StorageVolumeBackup, self.volume.api.backups[name],
+                           volume=self.volume)
+
+    def exists(self, name: str) -> bool:
+        return self._exists(self.get, name)
+
+    def create(self, name: str | None = None, *, expires_at: str | None = None,
+               volume_only: bool = False, optimized_storage: bool = False,
+               compression_algorithm: str | None = None,
+               wait: bool = True) -> StorageVolumeBackup:
+        """Back the volume up (``volume_only`` leaves its snapshots out) and return the
+        backup, loaded; always waits, as ``instance.backups.create``."""
+        body = backup_body(name, expires_at, optimized_storage, compression_algorithm,
+                           volume_only=volume_only)
+        op = handle_async(self.client, self.volume.api.backups.post(json=body), True)
+        return self.get(created_name(op, name))

@@ -1,6 +1,6 @@
 """``instance.backups`` and ``client.instances.create_from_backup``: create (named,
 auto-named, duplicate), all, get, exists, rename, export (bytes, path, file object), delete,
-and import, on both backends."""
+and import; ``volume.backups`` and ``pool.volumes.create_from_backup``; on both backends."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_lxd import exceptions
-from pytest_lxd.models import Instance, InstanceBackup, Operation
+from pytest_lxd.models import Instance, InstanceBackup, Operation, StorageVolumeBackup
 
 from .conftest import LXDEnv
 from .instance_helpers import make, remove_later
@@ -121,3 +121,48 @@ def test_create_from_backup(lxd: LXDEnv, inst: Instance, tmp_path: Path) -> None
         lxd.client.instances.create_from_backup(data, name=lxd.unique("imp"), pool="nopool")
     with pytest.raises(exceptions.LXDAPIException, match="Unsupported compression"):
         lxd.client.instances.create_from_backup(b"garbage" * 10, name=lxd.unique("imp"))
+
+
+# -- custom volumes ------------------------------------------------------------------------------
+
+
+def test_volume_backups(lxd: LXDEnv, tmp_path: Path) -> None:
+    pool = lxd.client.storage_pools.get("default")
+    name = lxd.unique("v")
+    lxd.delete_later(f"/1.0/storage-pools/default/volumes/custom/{name}")
+    volume = pool.volumes.create({"name": name, "config": {"user.k": "v"}})
+    snap = volume.snapshots.create("vs1")
+    lxd.later(lambda: snap.delete(wait=True))
+    first = volume.backups.create()
+    assert isinstance(first, StorageVolumeBackup) and first.name == "backup0"
+    assert (first.volume_only, first.optimized_storage, first.expires_at) == (
+        False, False, None)
+    only = volume.backups.create("only", volume_only=True, compression_algorithm="none",
+                                 expires_at="2030-01-01T00:00:00Z")
+    assert (only.volume_only, only.expires_at) == (True, "2030-01-01T00:00:00Z")
+    assert [b.name for b in volume.backups.all()] == ["backup0", "only"]
+    assert volume.backups.exists("only") and not volume.backups.exists("nope")
+    assert volume.backups.get("only") == only
+    with pytest.raises(exceptions.NotFound, match="Storage volume backup not found"):
+        volume.backups.get("nope")
+    with pytest.raises(exceptions.OperationFailed, match="already exists"):
+        volume.backups.create("only")
+    first.rename("full")
+    assert first.name == "full" and [b.name for b in volume.backups.all(recursion=1)] == [
+        "full", "only"]
+    data = first.export()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["backup/index.yaml", "backup/volume-snapshots/vs1",
+                                  "backup/volume"]
+    path = tmp_path / "v.tar.gz"
+    first.export(path)
+    copy = lxd.unique("v")
+    lxd.delete_later(f"/1.0/storage-pools/default/volumes/custom/{copy}")
+    lxd.delete_later(f"/1.0/storage-pools/default/volumes/custom/{copy}/snapshots/vs1")
+    restored = pool.volumes.create_from_backup(path, name=copy)
+    assert (restored.name, restored.config) == (copy, {"user.k": "v"})
+    assert restored.snapshots.all() == ["vs1"]
+    with pytest.raises(exceptions.OperationFailed, match="UNIQUE constraint failed"):
+        pool.volumes.create_from_backup(data)  # the backup's own name is taken
+    only.delete(wait=True)
+    assert [b.name for b in volume.backups.all()] == ["full"]

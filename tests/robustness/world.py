@@ -172,6 +172,10 @@ def build(fake: FakeLXD) -> World:
                             {"name": "vsnap"}))
     if vsnap.status == 202:
         client.wait(vsnap)
+    vbackup = client.post("/1.0/storage-pools/default/volumes/custom/fzvol/backups",
+                          {"name": "fzbackup"})
+    if vbackup.status == 202:
+        client.wait(vbackup)
     images = client.get("/1.0/images").metadata
     fingerprint = images[0].rsplit("/", 1)[1]
     instances: list[str] = []
