@@ -1103,7 +1103,7 @@ def put_instances(ctx: Ctx, prefix: str) -> Response:
         failures, result = [], None
         for name in names:
             try:
-                result = change_state(ctx, project, name, change) or result
+                result = change_state(ctx, project, name, change, op) or result
             except (OperationFailed, LXDError) as exc:
                 failures.append(f" - Instance: {name}: {getattr(exc, 'message', None) or exc}\n")
         if failures:

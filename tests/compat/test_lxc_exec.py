@@ -149,3 +149,31 @@ def test_lxc_exec_against_lxd_fake_serve(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0 and err == ""
+
+
+def test_start_and_stop_all(lxc: Run, api: API) -> None:
+    """``lxc start --all`` / ``stop --all`` send one ``PUT /1.0/instances`` (the
+    ``instance_bulk_state_change`` extension); in a project of the test's own."""
+    from tests.fakeserver.test_instance_state import bulk_project
+
+    papi = bulk_project(api)
+    project = papi.project or ""
+    names = sorted([make(papi), make(papi)])
+
+    def listing() -> list[str]:
+        done = lxc("list", "--project", project, "--format", "csv", "-c", "ns")
+        assert done.returncode == 0, done.stderr
+        return sorted(done.stdout.splitlines())
+
+    assert listing() == [f"{name},STOPPED" for name in names]
+    started_all = lxc("start", "--all", "--project", project)
+    assert (started_all.returncode, started_all.stderr) == (0, "")
+    # Only progress, if any (how much the CLI shows depends on how long the remap takes).
+    assert {line.strip() for line in started_all.stdout.splitlines()} <= {
+        "", "Remapping container filesystem"}
+    assert listing() == [f"{name},RUNNING" for name in names]
+    assert result(lxc("stop", "--all", "--force", "--project", project)) == (0, "", "")
+    assert listing() == [f"{name},STOPPED" for name in names]
+    if api.is_fake:
+        served = [(r.method, r.path) for r in api.server.requests]  # type: ignore[attr-defined]
+        assert served.count(("PUT", "/1.0/instances")) == 2
