@@ -92,7 +92,7 @@ def test_catalogue_names_requests_by_endpoint() -> None:
     assert not catalogue.serves(Endpoint("GET", "/1.0/network-acls", True))
     # a catch-all route of the fake does not serve an endpoint of another shape
     assert not catalogue.serves(
-        Endpoint("GET", "/1.0/storage-pools/{pool}/volumes/{type}/{name}/backups", True))
+        Endpoint("GET", "/1.0/instances/{name}/sftp", True))
 
 
 def test_every_fake_route_is_in_the_table() -> None:
