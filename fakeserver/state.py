@@ -20,10 +20,12 @@ FEATURES = {
     "images": "features.images",
     "aliases": "features.images",  # image aliases live with the images
     "networks": "features.networks",
+    "network_zones": "features.networks",  # DNS zones follow the networks
     "volumes": "features.storage.volumes",
 }
 
-PROJECT_FAMILIES = ("profiles", "networks", "volumes", "instances", "images", "aliases")
+PROJECT_FAMILIES = ("profiles", "networks", "volumes", "instances", "images", "aliases",
+                    "network_zones")
 GLOBAL_FAMILIES = ("projects", "storage_pools", "certificates", "warnings", "unmanaged_networks")
 
 

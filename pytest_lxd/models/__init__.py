@@ -29,6 +29,12 @@ from .instance import (
     VirtualMachineManager,
 )
 from .network import Network, NetworkForward, NetworkForwardManager, NetworkManager, NetworkState
+from .network_zone import (
+    NetworkZone,
+    NetworkZoneManager,
+    NetworkZoneRecord,
+    NetworkZoneRecordManager,
+)
 from .operation import Operation, OperationManager
 from .profile import Profile, ProfileManager
 from .project import Project, ProjectManager
@@ -75,6 +81,10 @@ __all__ = [
     "NetworkForwardManager",
     "NetworkManager",
     "NetworkState",
+    "NetworkZone",
+    "NetworkZoneManager",
+    "NetworkZoneRecord",
+    "NetworkZoneRecordManager",
     "Operation",
     "OperationManager",
     "Profile",

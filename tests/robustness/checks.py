@@ -25,8 +25,10 @@ RAW_SUCCESS = re.compile(r"/(export|logs/<file>|console|files|metrics)$|/backups
 WEBSOCKETS = re.compile(r"^/1\.0/events$|/websocket$|/sftp$")
 PY_WHITESPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0"
 #: Where LXD 5.0.2's handler panics on some input and net/http just closes the connection
-#: (checked against the real host in tests/fakeserver/test_images.py); the fake imitates it.
-PANICS = {"POST /1.0/images", "PATCH /1.0/images/<fingerprint>"}
+#: (checked against the real host in tests/fakeserver/test_images.py and
+#: test_network_zones.py: a PATCH without config); the fake imitates it.
+PANICS = {"POST /1.0/images", "PATCH /1.0/images/<fingerprint>",
+          "PATCH /1.0/network-zones/<zone>", "PATCH /1.0/network-zones/<zone>/records/<name>"}
 
 
 @dataclass

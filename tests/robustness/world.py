@@ -55,6 +55,7 @@ _FAMILY_AFTER = {
     "containers": "instance", "virtual-machines": "instance", "images": "image",
     "aliases": "alias", "certificates": "certificate", "operations": "operation",
     "warnings": "warning", "members": "member", "groups": "group", "logs": "logfile",
+    "network-zones": "zone", "records": "record", "peers": "peer",
     "backups": "backup",
 }
 
@@ -163,6 +164,9 @@ def build(fake: FakeLXD) -> World:
     _ok(client.post("/1.0/profiles", {"name": "fzprof", "config": {"user.x": "1"}}))
     _ok(client.post("/1.0/networks", {"name": "fznet", "type": "bridge", "config": {
         "ipv4.address": "none", "ipv6.address": "none"}}))
+    _ok(client.post("/1.0/network-zones", {"name": "fzzone.example", "config": {"user.x": "1"}}))
+    _ok(client.post("/1.0/network-zones/fzzone.example/records", {
+        "name": "fzrec", "entries": [{"type": "A", "value": "192.0.2.1"}]}))
     _ok(client.post("/1.0/storage-pools/default/volumes/custom", {"name": "fzvol"}))
     vsnap = _ok(client.post("/1.0/storage-pools/default/volumes/custom/fzvol/snapshots",
                             {"name": "vsnap"}))
@@ -199,6 +203,7 @@ def build(fake: FakeLXD) -> World:
     names = {
         "profile": ["default", "fzprof"], "project": ["default", "fzproj"],
         "network": ["lxdbr0", "fznet", "eth0"], "pool": ["default"],
+        "zone": ["fzzone.example"], "record": ["fzrec"], "peer": ["fzpeer"],
         "vtype": ["custom", "container", "image", "virtual-machine"],
         "volume": ["fzvol"], "volume-snapshot": ["vsnap"],
         "instance": instances or ["fzinst"], "instance-snapshot": isnaps or ["isnap"],
