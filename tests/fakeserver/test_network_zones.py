@@ -510,3 +510,21 @@ def test_zones_go_with_their_project(api: API) -> None:
     assert api.delete(f"/1.0/projects/{own}").status == 200
     zone(api, name)
     assert api.get(f"{ZONES}/{name}").metadata["name"] == name
+
+
+def test_stored_as_sent_empty_values_dropped_keys_any_case(api: API) -> None:
+    """Descriptions and values are kept as sent (no trimming), empty config values are not
+    stored, and JSON keys match Go's way (any case)."""
+    name = zone_name()
+    api.delete_later(f"{ZONES}/{name}")
+    assert api.post(ZONES, {"Name": name, "description": "  sp  ",
+                            "CONFIG": {"user.a": "", "user.b": " x "}}).status == 201
+    got = api.get(f"{ZONES}/{name}").metadata
+    assert (got["description"], got["config"]) == ("  sp  ", {"user.b": " x "})
+    rec = record(api, name, config={"user.a": ""},
+                 Entries=[{"TYPE": "A", "Value": "192.0.2.2", "TTL": 5},
+                          {"type": "A", "value": "192.0.2.3", "ttl": 0}])
+    got = api.get(f"{records(name)}/{rec}").metadata
+    assert got["config"] == {}
+    assert got["entries"] == [{"type": "A", "ttl": 5, "value": "192.0.2.2"},
+                              {"type": "A", "value": "192.0.2.3"}]
