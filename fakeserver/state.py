@@ -20,12 +20,13 @@ FEATURES = {
     "images": "features.images",
     "aliases": "features.images",  # image aliases live with the images
     "networks": "features.networks",
+    "network_acls": "features.networks",  # ACLs follow the networks
     "network_zones": "features.networks",  # DNS zones follow the networks
     "volumes": "features.storage.volumes",
 }
 
 PROJECT_FAMILIES = ("profiles", "networks", "volumes", "instances", "images", "aliases",
-                    "network_zones")
+                    "network_zones", "network_acls")
 GLOBAL_FAMILIES = ("projects", "storage_pools", "certificates", "warnings", "unmanaged_networks")
 
 

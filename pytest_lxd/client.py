@@ -29,6 +29,7 @@ from .models.cluster import ClusterManager
 from .models.image import ImageManager
 from .models.instance import ContainerManager, InstanceManager, VirtualMachineManager
 from .models.network import NetworkManager
+from .models.network_acl import NetworkACLManager
 from .models.network_zone import NetworkZoneManager
 from .models.operation import OperationManager
 from .models.profile import ProfileManager
@@ -197,6 +198,7 @@ class Client:
         self.images = ImageManager(self)
         self.instances = InstanceManager(self)
         self.networks = NetworkManager(self)
+        self.network_acls = NetworkACLManager(self)
         self.network_zones = NetworkZoneManager(self)
         self.operations = OperationManager(self)
         self.profiles = ProfileManager(self)

@@ -29,6 +29,7 @@ from .instance import (
     VirtualMachineManager,
 )
 from .network import Network, NetworkForward, NetworkForwardManager, NetworkManager, NetworkState
+from .network_acl import NetworkACL, NetworkACLManager
 from .network_zone import (
     NetworkZone,
     NetworkZoneManager,
@@ -77,6 +78,8 @@ __all__ = [
     "Manager",
     "Model",
     "Network",
+    "NetworkACL",
+    "NetworkACLManager",
     "NetworkForward",
     "NetworkForwardManager",
     "NetworkManager",

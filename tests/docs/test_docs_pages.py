@@ -89,7 +89,7 @@ def test_catalogue_names_requests_by_endpoint() -> None:
         "GET /1.0/storage-pools/{pool}/volumes/{type}/{name}"
     assert catalogue.key("GET", "/2.0/nothing") is None
     assert catalogue.serves(Endpoint("GET", "/1.0/profiles/{name}", True))
-    assert not catalogue.serves(Endpoint("GET", "/1.0/network-acls", True))
+    assert not catalogue.serves(Endpoint("GET", "/1.0/no-such-family", False))
     # a catch-all route of the fake does not serve an endpoint of another shape
     assert not catalogue.serves(
         Endpoint("GET", "/1.0/instances/{name}/sftp", True))
@@ -126,7 +126,8 @@ def test_generated_page(tmp_path: Path) -> None:
     results = {"version": 1, "tests": {
         "tests/docs/test_docs_pages.py::test_generated_page": {
             "outcome": "passed", "at": 0.0, "fake": ["GET /1.0/profiles/{name}"],
-            "real": ["GET /1.0/profiles/{name}", "GET /1.0/network-acls"]},
+            "real": ["GET /1.0/profiles/{name}",
+                     "PUT /1.0/instances/{name}/metadata/templates"]},
         "tests/docs/test_docs_pages.py::failed": {
             "outcome": "failed", "at": 0.0, "real": ["GET /1.0/profiles"]},
         "tests/gone/test_removed.py::test_x": {
@@ -134,7 +135,7 @@ def test_generated_page(tmp_path: Path) -> None:
     page = gen_fidelity.render(results)
     assert "| GET | `/1.0/profiles/{name}` | yes | 1 | 1 |" in page
     assert "| GET | `/1.0/profiles` | yes | — | — |" in page  # failed and removed tests
-    assert "| GET | `/1.0/network-acls` | **no** | — | 1 |" in page
+    assert "| PUT | `/1.0/instances/{name}/metadata/templates` | **no** | — | 1 |" in page
     assert "Known divergences" in page and "Tests that run on the fake only" in page
 
     tests = tmp_path / "tests"

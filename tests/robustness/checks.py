@@ -28,7 +28,8 @@ PY_WHITESPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0"
 #: (checked against the real host in tests/fakeserver/test_images.py and
 #: test_network_zones.py: a PATCH without config); the fake imitates it.
 PANICS = {"POST /1.0/images", "PATCH /1.0/images/<fingerprint>",
-          "PATCH /1.0/network-zones/<zone>", "PATCH /1.0/network-zones/<zone>/records/<name>"}
+          "PATCH /1.0/network-zones/<zone>", "PATCH /1.0/network-zones/<zone>/records/<name>",
+          "PATCH /1.0/network-acls/<name>"}
 
 
 @dataclass

@@ -55,6 +55,7 @@ _FAMILY_AFTER = {
     "containers": "instance", "virtual-machines": "instance", "images": "image",
     "aliases": "alias", "certificates": "certificate", "operations": "operation",
     "warnings": "warning", "members": "member", "groups": "group", "logs": "logfile",
+    "network-acls": "acl",
     "network-zones": "zone", "records": "record", "peers": "peer",
     "backups": "backup",
 }
@@ -167,6 +168,10 @@ def build(fake: FakeLXD) -> World:
     _ok(client.post("/1.0/network-zones", {"name": "fzzone.example", "config": {"user.x": "1"}}))
     _ok(client.post("/1.0/network-zones/fzzone.example/records", {
         "name": "fzrec", "entries": [{"type": "A", "value": "192.0.2.1"}]}))
+    _ok(client.post("/1.0/network-acls", {"name": "fzacl", "config": {"user.x": "1"},
+                                           "ingress": [{"action": "allow", "state": "enabled",
+                                                        "protocol": "tcp",
+                                                        "destination_port": "22"}]}))
     _ok(client.post("/1.0/storage-pools/default/volumes/custom", {"name": "fzvol"}))
     vsnap = _ok(client.post("/1.0/storage-pools/default/volumes/custom/fzvol/snapshots",
                             {"name": "vsnap"}))
@@ -211,7 +216,7 @@ def build(fake: FakeLXD) -> World:
         "image": [fingerprint, fingerprint[:12]], "alias": ["busybox"],
         "certificate": [], "operation": [token.body["metadata"]["id"]],
         "warning": [warning], "member": ["none"], "group": ["default"],
-        "logfile": ["lxc.log", "lxc.conf", "console.log"], "other": ["x"],
+        "logfile": ["lxc.log", "lxc.conf", "console.log"], "acl": ["fzacl"], "other": ["x"],
     }
     world = World(fake, names, token_op=token.body["metadata"]["id"])
     world.snap = fake.snapshot()
