@@ -8,9 +8,11 @@ and a rename keeps the id). ``used_by`` is computed on every read: networks whos
 ``security.acls`` name the ACL, profiles and instances with a managed-network NIC that names it,
 and other ACLs whose rules use it as a subject, in LXD's order.
 
-Changing an ACL that a bridge uses re-applies the bridge's firewall: the host's ``nft`` has no
-named subjects (``@internal``, ``@external``, other ACLs) and refuses ports above 65535, and LXD
-then keeps the old rules. ``/log`` exists only for OVN, which this host lacks.
+Changing an ACL that a bridge uses re-applies the bridge's firewall: LXD's nftables driver has
+no named subjects (``@internal``, ``@external``, other ACLs) and ``nft`` refuses ports above
+65535 (reported as nft reports them, line and column of the generated ruleset), and LXD then
+keeps the old rules. ``networks.py`` runs the same check when a bridge is created or updated.
+``/log`` exists only for OVN, which this host lacks.
 """
 
 from __future__ import annotations
@@ -280,41 +282,103 @@ def check_firewall(state: State, owner: str, name: str, acl: dict[str, Any]) -> 
 
 def check_bridge_firewall(state: State, owner: str, net_name: str, config: dict[str, str],
                           changed: dict[str, dict[str, Any]] | None = None) -> None:
-    """What ``nft`` refuses when LXD applies the ACLs of bridge ``net_name`` (``config``; ACLs
-    in ``changed`` replace the stored ones): LXD gathers the enabled rules of the bridge's
-    ACLs (drop, then reject, then allow), nftables cannot match a named subject, and ``nft``
-    refuses a port above 65535. Raises :class:`Invalid` with LXD's message (a 500).
-
-    The nft report in brackets is the fake's short form (nft quotes the generated ruleset's
-    line and columns)."""
+    """What LXD's nftables driver refuses when it applies the ACLs of bridge ``net_name``
+    (``config``; ACLs in ``changed`` replace the stored ones): a named subject (raised while
+    the rules are made), then every line of the generated ruleset where ``nft`` finds a port
+    above 65535, reported as nft reports it. Raises :class:`Invalid` (LXD answers 500)."""
     acls = {**(state.families[FAMILY].get(owner) or {}), **(changed or {})}
-    buckets: dict[str, list[tuple[str, dict[str, str]]]] = {
-        "drop": [], "reject": [], "allow": []}
+    buckets: dict[str, list[dict[str, Any]]] = {"drop": [], "reject": [], "allow": []}
     for acl_name in _names_in(str(config.get("security.acls", ""))):
         current = acls.get(acl_name)
         if current is None:
             continue
         for direction in ("ingress", "egress"):
-            for rule in current[direction]:
+            for index, rule in enumerate(current[direction]):
                 if rule["state"] != "disabled" and rule["action"] in buckets:
-                    buckets[rule["action"]].append((direction, rule))
-    ordered = buckets["drop"] + buckets["reject"] + buckets["allow"]
-    for _, rule in ordered:
-        for field in ("source", "destination"):
-            for subject in _names_in(rule[field]):
-                if _address_family(subject) is None:
-                    raise Invalid(f"Unsupported nftables subject {go_quote(subject)}")
-    for direction, rule in ordered:
-        for field, word in (("source_port", "sport"), ("destination_port", "dport")):
-            ports = rule[field]
-            numbers = [int(p) for item in _names_in(ports) for p in item.split("-") if p]
-            if any(n > 65535 for n in numbers):
-                iface = "oifname" if direction == "ingress" else "iifname"
-                verdict = "accept" if rule["action"] == "allow" else rule["action"]
-                text = (f"{iface} {net_name} meta l4proto {rule['protocol']} th {word} "
-                        f"{{{ports}}} {verdict}")
-                raise Invalid("Failed to run: nft -f -: exit status 1 (/dev/stdin: Error: "
-                              f"Service out of range\n\t\t{text})")
+                    log = f"{net_name}-{direction}-{index}" if rule["state"] == "logged" else ""
+                    buckets[rule["action"]].append({**rule, "direction": direction,
+                                                    "log": log})
+    lines: list[tuple[str, list[tuple[int, str]]]] = []
+    for rule in buckets["drop"] + buckets["reject"] + buckets["allow"]:
+        line, partial = _nft_rule(net_name, 4, rule)
+        if line[0]:
+            lines.append(line)
+        if partial:
+            line, _ = _nft_rule(net_name, 6, rule)
+        if not line[0]:
+            raise Invalid("Invalid empty rule generated")
+        if partial:
+            lines.append(line)
+    errors = []
+    for number, (text, ports) in enumerate(lines, start=7):  # the template's 7th line on
+        for offset, value in ports:
+            if int(value) > 65535:
+                col = offset + 3
+                errors.append(f"/dev/stdin:{number}:{col}-{col + len(value) - 1}: Error: "
+                              f"Service out of range\n\t\t{text}\n\t\t{' ' * offset}"
+                              f"{'^' * len(value)}")
+                break  # nft stops evaluating a rule at its first error
+    if errors:
+        raise Invalid("Failed to run: nft -f -: exit status 1 (" + "\n".join(errors) + ")")
+
+
+def _nft_subjects(field: str, version: int, text: str) -> tuple[str | None, bool]:
+    """``aclRuleSubjectToACLMatch``: the match for ``version``'s subjects (None when there
+    are none) and whether subjects of the other version were left out."""
+    parts, partial = [], False
+    for subject in _split(text):
+        family = _address_family(subject)
+        if family is None:
+            raise Invalid(f"Unsupported nftables subject {go_quote(subject)}")
+        if family != version:
+            partial = True
+            continue
+        parts.append(subject)
+    if not parts:
+        return None, partial
+    return f"{'ip' if version == 4 else 'ip6'} {field} {{{','.join(parts)}}}", partial
+
+
+def _nft_rule(net_name: str, version: int,
+              rule: dict[str, Any]) -> tuple[tuple[str, list[tuple[int, str]]], bool]:
+    """``aclRuleCriteriaToRules``: (the nft rule for ``version``, or "", and the offsets of
+    its port numbers), and whether the other version needs a rule too."""
+    args = ["oifname" if rule["direction"] == "ingress" else "iifname", net_name]
+    partial_rule = False
+    for key, field in (("source", "saddr"), ("destination", "daddr")):
+        if rule[key]:
+            match, partial = _nft_subjects(field, version, rule[key])
+            if match is None:
+                return ("", []), partial or key == "source"
+            partial_rule = partial_rule or partial
+            args.append(match)
+    ports: list[tuple[int, str]] = []
+    protocol = rule["protocol"]
+    if protocol in ("tcp", "udp"):
+        args += ["meta", "l4proto", protocol]
+        for key, word in (("source_port", "sport"), ("destination_port", "dport")):
+            if rule[key]:
+                start = len(" ".join(args)) + len(f" th {word} {{")
+                for item in _split(rule[key]):
+                    low, sep, high = item.partition("-")
+                    ports.append((start, low))
+                    if sep:
+                        ports.append((start + len(low) + 1, high))
+                    start += len(item) + 1
+                args.append(f"th {word} {{{rule[key]}}}")
+    elif protocol in ("icmp4", "icmp6"):
+        name, wanted = ("icmp", 4) if protocol == "icmp4" else ("icmpv6", 6)
+        args += ["ip", "protocol", name] if wanted == 4 else ["ip6", "nexthdr", name]
+        if version != wanted:
+            return ("", []), True
+        if rule["icmp_type"]:
+            args += [name, "type", rule["icmp_type"]]
+            if rule["icmp_code"]:
+                args += [name, "code", rule["icmp_code"]]
+    if rule["log"]:
+        args += ["log", "prefix", f'"{rule["log"]} "']
+    args.append("accept" if rule["action"] == "allow" else rule["action"])
+    return (" ".join(args), ports), partial_rule
 
 
 # -- objects -------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ..responses import LXDError
 from ..schema import MAP_STR, STR, Struct
 from ..state import State
 from ..validation import each_item
-from . import route
+from . import network_acls, route
 
 NETWORKS_POST = Struct("NetworksPost", config=MAP_STR, description=STR, name=STR, type=STR)
 NETWORK_PUT = Struct("NetworkPut", config=MAP_STR, description=STR)
@@ -826,12 +826,23 @@ def list_networks(ctx: Ctx) -> Response:
         return responses.sync(found)
 
 
+def _check_acls(state: State, owner: str, name: str, config: dict[str, str]) -> None:
+    """Applying a bridge's ``security.acls`` to its firewall: what the nftables driver and
+    ``nft`` refuse (500; LXD then reverts the create or update)."""
+    try:
+        network_acls.check_bridge_firewall(state, owner, name, config)
+    except network_acls.Invalid as exc:
+        raise LXDError(500, str(exc)) from None
+
+
 def _create_checks(state: State, owner: str, net_type: str, name: str,
                    config: dict[str, str]) -> None:
     """What the driver's ``Create``/first start refuses on this host (after validation)."""
     interfaces = host_interfaces(state)
     if net_type == "bridge" and name in interfaces:
         raise LXDError(500, f"Network interface {go_quote(name)} already exists")
+    if net_type == "bridge":
+        _check_acls(state, owner, name, config)
     if net_type in ("macvlan", "sriov", "physical") and config["parent"] not in interfaces:
         raise LXDError(500, f"Parent interface {go_quote(config['parent'])} not found")
     if net_type == "physical":
@@ -985,6 +996,7 @@ def _update(state: State, owner: str, net: dict[str, Any], body: dict[str, Any],
         for key, message in (("ipv4.address", AUTO_V4), ("ipv6.address", AUTO_V6)):
             if config.get(key) == "auto":
                 raise LXDError(500, f"Failed generating auto config: {message}")
+        _check_acls(state, owner, net["name"], config)
     net["config"] = {k: v for k, v in config.items() if v != ""}
     net["description"] = body["description"]
 

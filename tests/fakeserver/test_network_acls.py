@@ -381,6 +381,11 @@ def test_patch_without_config_drops_the_connection(api: API) -> None:
             api.patch(f"{ACLS}/{name}", body)
     meta = api.get(f"{ACLS}/{name}").metadata
     assert (meta["description"], meta["ingress"]) == ("keep", [ALLOW])
+    # Go matches JSON keys case-insensitively, the last one winning.
+    assert api.patch(f"{ACLS}/{name}", {"CONFIG": {"user.b": "2"}}).status == 200
+    with pytest.raises(requests.ConnectionError):
+        api.patch(f"{ACLS}/{name}", {"config": {"user.c": "3"}, "Config": None})
+    assert api.get(f"{ACLS}/{name}").metadata["config"] == {"user.a": "1", "user.b": "2"}
     bare = make(api, description="keep", ingress=[ALLOW])
     assert api.patch(f"{ACLS}/{bare}", {"description": "y"}).status == 200
     meta = api.get(f"{ACLS}/{bare}").metadata
@@ -530,23 +535,76 @@ def test_bridge_firewall_refuses_named_subjects(api: API) -> None:
                    ).status == 200
 
 
-@pytest.mark.divergence("the bracketed nft report is the fake's short form, not nft's text")
+def nft_error(*reports: tuple[int, str, str]) -> str:
+    """LXD's error when ``nft -f -`` refuses the ruleset: nft's report of each bad line
+    (line number, the rule, the refused value)."""
+    parts = []
+    for number, rule, value in reports:
+        offset = rule.index(value)
+        parts.append(f"/dev/stdin:{number}:{offset + 3}-{offset + 2 + len(value)}: Error: "
+                     f"Service out of range\n\t\t{rule}\n\t\t{' ' * offset}{'^' * len(value)}")
+    return "Failed to run: nft -f -: exit status 1 (" + "\n".join(parts) + ")"
+
+
 def test_bridge_firewall_refuses_ports_above_65535(api: API) -> None:
-    """Ports up to 2^32-1 pass LXD's checks and nft refuses those above 65535; the old rules
-    stay. A named subject is refused before nft runs."""
+    """Ports up to 2^32-1 pass LXD's checks; nft refuses those above 65535 and LXD reports
+    nft's words: the line of the generated ruleset (rules drop, reject, allow; a rule with
+    IPv4 and IPv6 subjects makes two lines), the column, the first bad value of the line.
+    The old rules stay. A named subject is refused before nft runs."""
     used = make(api)
-    bridge(api, used)
+    net = bridge(api, used)
     path = f"{ACLS}/{used}"
-    for ports in ("70000", "0-65536", "4294967295"):
-        reply = api.put(path, {"ingress": [{**TCP, "destination_port": ports}]})
-        assert reply.status == 500, reply
-        assert reply.error.startswith("Failed to run: nft -f -: exit status 1 (/dev/stdin:")
-        assert "Error: Service out of range" in reply.error
-        assert f"dport {{{ports}}} accept" in reply.error
+    reply = api.put(path, {"ingress": [{**TCP, "destination_port": "70000,80-99999"}]})
+    assert_error(reply, 500, nft_error(
+        (7, f"oifname {net} meta l4proto tcp th dport {{70000,80-99999}} accept", "70000")))
+    reply = api.put(path, {"egress": [{**TCP, "destination_port": "0-65536"}]})
+    assert_error(reply, 500, nft_error(
+        (7, f"iifname {net} meta l4proto tcp th dport {{0-65536}} accept", "65536")))
+    body = {"ingress": [{**ALLOW, "state": "logged", "protocol": "udp", "source_port": "70000"},
+                        {"action": "drop", "state": "enabled", "source": "10.0.0.1,::1",
+                         "protocol": "tcp", "destination_port": "1"}],
+            "egress": [{"action": "reject", "state": "logged", "destination": "10.0.0.0/8",
+                        "protocol": "icmp4", "icmp_type": "3", "icmp_code": "1"},
+                       {**ICMP6},
+                       {**TCP, "source_port": "65536", "destination_port": "4294967295"}]}
+    assert_error(api.put(path, body), 500, nft_error(
+        (10, f'oifname {net} meta l4proto udp th sport {{70000}} log prefix '
+             f'"{net}-ingress-0 " accept', "70000"),
+        (12, f"iifname {net} meta l4proto tcp th sport {{65536}} th dport {{4294967295}} "
+             "accept", "65536")))
     reply = api.put(path, {"ingress": [{**TCP, "destination_port": "70000"}],
                            "egress": [{**ALLOW, "destination": "@external"}]})
     assert_error(reply, 500, 'Unsupported nftables subject "@external"')
     assert api.get(path).metadata["ingress"] == []
+    body["egress"] = body["egress"][:2]
+    body["ingress"][0]["source_port"] = "65535"
+    assert api.put(path, body).status == 200
+
+
+def test_bridge_refuses_acls_its_firewall_cannot_apply(api: API) -> None:
+    """Creating or updating a bridge applies its ACLs: the same refusals (500), and LXD
+    reverts (no network is left; the old config stays)."""
+    named = make(api, ingress=[{**ALLOW, "source": "@internal"}])
+    ports = make(api, egress=[{**TCP, "destination_port": "70000"}])
+    plain = make(api)
+    for acl, message in [(named, 'Unsupported nftables subject "@internal"'),
+                         (ports, None)]:
+        name = f"ab{uuid.uuid4().hex[:6]}"
+        api.delete_later(f"/1.0/networks/{name}")
+        reply = api.post("/1.0/networks", {"name": name, "type": "bridge", "config": {
+            "ipv4.address": "none", "ipv6.address": "none", "security.acls": acl}})
+        assert_error(reply, 500, message or nft_error(
+            (7, f"iifname {name} meta l4proto tcp th dport {{70000}} accept", "70000")))
+        assert api.get(f"/1.0/networks/{name}").status == 404
+    net = bridge(api, plain)
+    reply = api.patch(f"/1.0/networks/{net}", {"config": {"security.acls": ports}})
+    assert_error(reply, 500, nft_error(
+        (7, f"iifname {net} meta l4proto tcp th dport {{70000}} accept", "70000")))
+    reply = api.put(f"/1.0/networks/{net}", {"config": {
+        "ipv4.address": "none", "ipv6.address": "none", "security.acls": f"{plain},{named}"}})
+    assert_error(reply, 500, 'Unsupported nftables subject "@internal"')
+    assert api.get(f"/1.0/networks/{net}").metadata["config"]["security.acls"] == plain
+    assert api.get(f"{ACLS}/{ports}").metadata["used_by"] == []
 
 
 def test_not_found(api: API) -> None:
