@@ -331,8 +331,10 @@ def _volume_urls(state: State, project: str) -> list[str]:
                          f"{path_escape(name)}", project) for name, pool in sorted(found)]
 
 
-def used_by(state: State, project: str) -> list[str]:
-    """What LXD lists: the project's own instances, profiles, images, custom volumes, networks."""
+def used_by(state: State, project: str, acls: bool = True) -> list[str]:
+    """What LXD lists: the project's own instances, profiles, images, custom volumes, networks
+    and network ACLs (``acls=False``: without the ACLs, which LXD 5.0.2 does not count when it
+    deletes or renames a project: they go with it)."""
     families = state.families
 
     def named(family: str, path: str) -> list[str]:
@@ -344,7 +346,8 @@ def used_by(state: State, project: str) -> list[str]:
                           for key, img in images.items())
     return (named("instances", "/1.0/instances") + named("profiles", "/1.0/profiles")
             + [with_project(f"/1.0/images/{fp}", project) for fp in fingerprints]
-            + _volume_urls(state, project) + named("networks", "/1.0/networks"))
+            + _volume_urls(state, project) + named("networks", "/1.0/networks")
+            + (named("network_acls", "/1.0/network-acls") if acls else []))
 
 
 def is_empty(usage: list[str]) -> bool:
@@ -690,7 +693,7 @@ def rename_project(ctx: Ctx, name: str) -> Response:
             raise OperationFailed(f'A project named {go_quote(new_name)} already exists')
         if name not in projects:
             raise OperationFailed(f'Failed loading project {go_quote(name)}: Project not found')
-        if not is_empty(used_by(ctx.state, name)):
+        if not is_empty(used_by(ctx.state, name, acls=False)):
             raise OperationFailed("Only empty projects can be renamed")
         try:
             check_name(new_name)
@@ -716,7 +719,7 @@ def delete_project(ctx: Ctx, name: str) -> Response:
         raise LXDError(403, "The 'default' project cannot be deleted")
     with ctx.state.lock:
         _get(ctx, name, f'Fetch project {go_quote(name)}: Project not found')
-        if not is_empty(used_by(ctx.state, name)):
+        if not is_empty(used_by(ctx.state, name, acls=False)):
             raise LXDError(500, "Only empty projects can be removed")
         del ctx.state.family("projects")[name]
         for family in PROJECT_FAMILIES:

@@ -681,6 +681,35 @@ def test_project_with_features_networks_has_its_own(api: API) -> None:
     api.delete_later(f"{ACLS}/{outside}?project={proj}")
 
 
+def test_project_lists_its_acls_and_takes_them_along(api: API) -> None:
+    """A project's ``used_by`` ends with its ACLs (by name), which block turning
+    ``features.networks`` off but neither a rename nor a delete: the ACLs go with it."""
+    proj = project(api, {"features.networks": "true"})
+    papi = api.in_project(proj)
+    for name in ("zz-acl", "aa-acl"):
+        assert papi.post(ACLS, {"name": name}).status == 201
+    assert api.get(f"/1.0/projects/{proj}").metadata["used_by"] == [
+        f"/1.0/profiles/default?project={proj}", f"{ACLS}/aa-acl?project={proj}",
+        f"{ACLS}/zz-acl?project={proj}"]
+    config = {**api.get(f"/1.0/projects/{proj}").metadata["config"],
+              "features.networks": "false"}
+    reply = api.put(f"/1.0/projects/{proj}", {"config": config})
+    assert_error(reply, 400, 'Project feature "features.networks" cannot be disabled on '
+                             "non-empty projects")
+    new = unique("ap")
+    api.delete_later(f"/1.0/projects/{new}")
+    assert api.wait(api.post(f"/1.0/projects/{proj}", {"name": new}))["status"] == "Success"
+    assert api.get(ACLS, params={"project": new}).metadata == [f"{ACLS}/zz-acl",
+                                                               f"{ACLS}/aa-acl"]
+    assert api.delete(f"/1.0/projects/{new}").status == 200
+    again = project(api, {"features.networks": "true"})
+    assert api.get(ACLS, params={"project": again}).metadata == []
+    # The default project lists its ACLs after its networks.
+    name = make(api)
+    urls = api.get("/1.0/projects/default").metadata["used_by"]
+    assert urls.index(f"{ACLS}/{name}") > urls.index("/1.0/networks/lxdbr0")
+
+
 # -- events ------------------------------------------------------------------------------------
 def test_lifecycle_events(api: API) -> None:
     name, new = acl_name(), acl_name()
