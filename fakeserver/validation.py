@@ -190,6 +190,7 @@ def _check_nic(device: dict[str, str], loading: str,
         if networks is not None and net not in networks[1]:
             raise DeviceNotFound(f"{loading}Failed to load network {go_quote(net)} for project "
                                  f"{go_quote(networks[0])}: Network not found")
+        _check_nic_acls(device)
         return
     if nictype not in NIC_TYPES:
         raise Invalid(loading + "Unsupported device type")
@@ -200,6 +201,14 @@ def _check_nic(device: dict[str, str], loading: str,
     mtu = device.get("mtu", "")
     if mtu and not mtu.isdigit():
         raise Invalid(f'Invalid value for device option "mtu": Invalid MTU {go_quote(mtu)}')
+    _check_nic_acls(device)
+
+
+def _check_nic_acls(device: dict[str, str]) -> None:
+    """Only OVN NICs take ``security.acls`` in LXD 5.0.2, and this host has no OVN: any other
+    NIC refuses the key as an unknown option (after its known options are checked)."""
+    if "security.acls" in device:
+        raise Invalid('Invalid device option "security.acls"')
 
 
 def _check_disk(device: dict[str, str]) -> None:

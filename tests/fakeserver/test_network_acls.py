@@ -607,6 +607,23 @@ def test_bridge_refuses_acls_its_firewall_cannot_apply(api: API) -> None:
     assert api.get(f"{ACLS}/{ports}").metadata["used_by"] == []
 
 
+def test_nics_take_no_acls_without_ovn(api: API) -> None:
+    """Only OVN NICs take ``security.acls`` in LXD 5.0.2: on this host every NIC refuses it,
+    so profiles and instances never use an ACL here."""
+    acl = make(api)
+    for device in ({"type": "nic", "network": "lxdbr0", "security.acls": acl},
+                   {"type": "nic", "nictype": "bridged", "parent": "lxdbr0",
+                    "security.acls": acl},
+                   {"type": "nic", "nictype": "macvlan", "parent": "eth0",
+                    "security.acls": ""}):
+        name = unique("p")
+        api.delete_later(f"/1.0/profiles/{name}")
+        reply = api.post("/1.0/profiles", {"name": name, "devices": {"eth0": device}})
+        assert_error(reply, 400, 'Device validation failed for "eth0": Invalid device option '
+                                 '"security.acls"')
+    assert api.get(f"{ACLS}/{acl}").metadata["used_by"] == []
+
+
 def test_not_found(api: API) -> None:
     path = f"{ACLS}/{acl_name()}"
     for method in ("GET", "PUT", "PATCH", "DELETE"):
