@@ -216,6 +216,8 @@ def create_backup(ctx: Ctx, name: str, prefix: str) -> Response:
     project = ctx.project
     kind = check_request(ctx, name, prefix)
     with ctx.state.lock:
+        if not ctx.state.has_project(project):
+            raise LXDError(404, "Project not found")
         inst = find(ctx, name, kind)
     body = ctx.body(BACKUPS_POST)
     expires = ZERO_TIME

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from .. import backups, responses
 from ..app import Ctx
+from ..gourl import go_quote
 from ..imagefile import Entry
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError
@@ -52,19 +53,38 @@ def backup_url(pool: str, name: str, backup: str, project: str) -> str:
     return path if project == "default" else f"{path}?project={project}"
 
 
-def _volume(ctx: Ctx, pool: str, vtype: str, name: str) -> tuple[str, dict[str, Any]]:
+def _volume(ctx: Ctx, pool: str, vtype: str, name: str,
+            missing: str = "Storage pool volume not found") -> tuple[str, dict[str, Any]]:
     """LXD's order: the type (custom only), the project, the pool, the volume."""
     vol_api._custom_only(vtype)
     project = vol_api._volume_project(ctx, vtype)
     get_pool(ctx, pool)
     volume = vol_api.find_volume(ctx.state, project, pool, vtype, name)
     if volume is None:
-        raise LXDError(404, "Storage pool volume not found")
+        raise LXDError(404, missing)
     return project, volume
+
+
+def _target(ctx: Ctx) -> str:
+    """``?target=``: LXD 5.0.2 answers 404 ``Cluster member not found`` for anything but
+    ``none`` (its own placeholder name), and with ``none`` skips the pool and volume checks
+    of one backup (it looks the backup up by volume name and project alone)."""
+    target = ctx.request.args.get("target", "")
+    if target not in ("", "none"):
+        raise LXDError(404, "Cluster member not found")
+    return target
 
 
 def _get(ctx: Ctx, pool: str, vtype: str, name: str,
          backup: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    vol_api._custom_only(vtype)
+    project = vol_api._volume_project(ctx, vtype)
+    if _target(ctx):
+        for volume in ctx.state.families["volumes"].get(project, {}).values():
+            if volume["type"] == "custom" and volume["name"] == name \
+                    and backup in backups_of(volume):
+                return project, volume, backups_of(volume)[backup]
+        raise LXDError(404, "Storage volume backup not found")
     project, volume = _volume(ctx, pool, vtype, name)
     item = backups_of(volume).get(backup)
     if item is None:
@@ -104,8 +124,18 @@ def capture(state: Any, project: str, volume: dict[str, Any],
 @route(BASE, "GET")
 def list_backups(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
     with ctx.state.lock:
-        _, volume = _volume(ctx, pool, vtype, name)
-        found = backups_of(volume)
+        # The list looks at the project before the type.
+        vol_api._project(ctx, f"Failed to load project {go_quote(ctx.project)}: Project not "
+                              "found")
+        if ctx.request.args.get("target", ""):
+            # With any ?target= LXD 5.0.2 lists without checking the volume exists.
+            vol_api._custom_only(vtype)
+            project = vol_api._volume_project(ctx, vtype)
+            get_pool(ctx, pool)
+            volume = vol_api.find_volume(ctx.state, project, pool, vtype, name) or {}
+        else:
+            _, volume = _volume(ctx, pool, vtype, name)
+        found = backups_of(volume) if volume else {}
         # In creation order (instance backups are listed by name).
         if ctx.recursion >= 1:
             return responses.sync([render(item) for item in found.values()])
@@ -115,8 +145,12 @@ def list_backups(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
 
 @route(BASE, "POST")
 def create_backup(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
+    vol_api._custom_only(vtype)
     with ctx.state.lock:
-        project, volume = _volume(ctx, pool, vtype, name)
+        vol_api._volume_project(ctx, vtype)
+        target = _target(ctx)
+        project, volume = _volume(ctx, pool, vtype, name, "Storage volume not found" if target
+                                  else "Storage pool volume not found")
     body = ctx.body(BACKUPS_POST)
     expires = ZERO_TIME
     if "expires_at" in body.present and body["expires_at"] is not None:
@@ -245,7 +279,8 @@ def _unpack_error(kind: str, pool: str, project: str, name: str, member: str) ->
 def import_backup(ctx: Ctx, pool: str) -> Response:
     """``POST …/volumes/custom`` with a backup tarball: ``X-LXD-name`` overrides the name."""
     with ctx.state.lock:
-        project = vol_api._project(ctx, "Fetch project database object: Project not found")
+        project = vol_api._project(ctx, f"Failed to load project {go_quote(ctx.project)}: "
+                                        "Project not found")
     parsed = backups.read(ctx.raw_body())
     with ctx.state.lock:
         if pool not in ctx.state.family("storage_pools"):

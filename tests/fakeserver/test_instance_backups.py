@@ -102,6 +102,11 @@ def test_errors(api: API) -> None:
         assert (reply.status, reply.error) == (404, "Instance not found")
     reply = api.get(f"/1.0/virtual-machines/{name}/backups")
     assert (reply.status, reply.error) == (404, "Instance not found")
+    for method in ("GET", "POST"):  # POST looks at the project first
+        reply = api.request(method, f"/1.0/instances/{name}/backups",
+                            params={"project": unique("p")}, json_body={})
+        assert (reply.status, reply.error) == (
+            404, "Instance not found" if method == "GET" else "Project not found")
     reply = api.get("/1.0/instances/a%2Fb/backups")
     assert (reply.status, reply.error) == (400, "Invalid instance name")
     for reply in (api.get(f"{base}/nope"), api.get(f"{base}/nope/export"),

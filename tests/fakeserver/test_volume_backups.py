@@ -134,6 +134,32 @@ def test_errors(api: API) -> None:
     assert (reply.status, reply.error) == (400, "Backup names may not contain slashes")
 
 
+def test_target(api: API) -> None:
+    """LXD 5.0.2 and ``?target=``: anything but ``none`` is an unknown member (except for the
+    list, which then skips the volume check), and ``none`` skips the pool and volume checks."""
+    name = volume(api)
+    assert backup(api, name, {"name": "x"})["status"] == "Success"
+    missing = unique("v")
+    for target in ("none", "nope"):
+        got = api.get(f"{VOLUMES}/{missing}/backups", params={"target": target})
+        assert (got.status, got.metadata) == (200, [])
+        got = api.get(f"{VOLUMES}/{name}/backups", params={"target": target})
+        assert got.metadata == [f"{VOLUMES}/{name}/backups/x"]
+    for reply in (api.get(f"{VOLUMES}/{name}/backups/x", params={"target": "nope"}),
+                  api.get(f"{VOLUMES}/{missing}/backups/x/export", params={"target": "nope"}),
+                  api.post(f"{VOLUMES}/{name}/backups", {"name": 5},
+                           params={"target": "nope"})):
+        assert (reply.status, reply.error) == (404, "Cluster member not found")
+    # target=none: the backup is found by volume name, whatever the pool.
+    got = api.get(f"/1.0/storage-pools/{unique('p')}/volumes/custom/{name}/backups/x",
+                  params={"target": "none"})
+    assert (got.status, got.metadata["name"]) == (200, "x")
+    reply = api.get(f"{VOLUMES}/{missing}/backups/x", params={"target": "none"})
+    assert (reply.status, reply.error) == (404, "Storage volume backup not found")
+    reply = api.post(f"{VOLUMES}/{missing}/backups", {}, params={"target": "none"})
+    assert (reply.status, reply.error) == (404, "Storage volume not found")
+
+
 def test_rename_and_delete(api: API) -> None:
     name = volume(api)
     base = f"{VOLUMES}/{name}/backups"
@@ -216,6 +242,15 @@ def test_import_errors(api: API) -> None:
                                   (b"", 500, "EOF")):
         reply = import_tarball(api, data, name=name)
         assert (reply.status, reply.error) == (status, message)
+    project = unique("p")
+    reply = api.request("POST", VOLUMES, data=b"x", params={"project": project},
+                        headers={"Content-Type": "application/octet-stream"})
+    assert (reply.status, reply.error) == (404, f'Failed to load project "{project}": Project '
+                                                "not found")
+    for vtype in ("custom", "bogus"):  # the list looks at the project before the type
+        reply = api.get(f"{POOL}/volumes/{vtype}/{name}/backups", params={"project": project})
+        assert (reply.status, reply.error) == (
+            404, f'Failed to load project "{project}": Project not found')
     bare = b"name: x\nbackend: dir\npool: default\ntype: custom\nsnapshots:\n- s1\n"
     op = op_of(api, import_tarball(api, tgz({"backup/index.yaml": bare}), name=name))
     assert op["err"] == ("Create custom volume from backup: Valid volume config not found in "
