@@ -462,21 +462,6 @@ def _referenced(acl: dict[str, Any]) -> set[str]:
     return out
 
 
-def seed(state: State, items: list[dict[str, Any]]) -> None:
-    """Add ACLs (``{"name", "project"?, "description"?, "config"?, "ingress"?, "egress"?}``),
-    checked as LXD checks a new one."""
-    for item in items:
-        project = str(item.get("project") or "default")
-        acls = state.in_project(FAMILY, project)
-        name = str(item.get("name", ""))
-        check_name(name)
-        config = {str(k): str(v) for k, v in (item.get("config") or {}).items()}
-        ingress = [normalise(r) for r in item.get("ingress") or []]
-        egress = [normalise(r) for r in item.get("egress") or []]
-        check_rules(config, ingress, egress, set(acls))
-        acls[name] = new(name, str(item.get("description") or ""), config, ingress, egress)
-
-
 # -- handlers ------------------------------------------------------------------------------------
 def _acls(ctx: Ctx) -> tuple[str, dict[str, Any]]:
     ctx.state.require_project(ctx.project, f"Failed to load project {go_quote(ctx.project)}: "
