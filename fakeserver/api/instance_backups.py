@@ -102,6 +102,14 @@ def now_seconds() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def check_allowed(state: State, project: str) -> None:
+    """A restricted project with ``restricted.backups=block`` refuses backups (a 500)."""
+    config = (state.families["projects"].get(project) or {}).get("config") or {}
+    if config.get("restricted", "").lower() in ("true", "1") \
+            and config.get("restricted.backups") == "block":
+        raise LXDError(500, f'Project "{project}" doesn\'t allow for backup creation')
+
+
 def check_name(name: str) -> None:
     if "/" in name:
         raise LXDError(400, "Backup names may not contain slashes")
@@ -218,6 +226,7 @@ def create_backup(ctx: Ctx, name: str, prefix: str) -> Response:
     with ctx.state.lock:
         if not ctx.state.has_project(project):
             raise LXDError(404, "Project not found")
+        check_allowed(ctx.state, project)
         inst = find(ctx, name, kind)
     body = ctx.body(BACKUPS_POST)
     expires = ZERO_TIME

@@ -26,7 +26,7 @@ from ..responses import ZERO_TIME, LXDError
 from ..schema import ANY, BOOL, STR, Struct
 from . import route
 from . import storage_volumes as vol_api
-from .instance_backups import check_name, file_reply, next_name, now_seconds
+from .instance_backups import check_allowed, check_name, file_reply, next_name, now_seconds
 from .storage import get_pool
 
 BACKUPS_POST = Struct("StoragePoolVolumeBackupsPost", name=STR, expires_at=ANY,
@@ -148,6 +148,7 @@ def create_backup(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
     vol_api._custom_only(vtype)
     with ctx.state.lock:
         vol_api._volume_project(ctx, vtype)
+        check_allowed(ctx.state, ctx.project)
         target = _target(ctx)
         project, volume = _volume(ctx, pool, vtype, name, "Storage volume not found" if target
                                   else "Storage pool volume not found")

@@ -429,3 +429,33 @@ def test_backups_travel_between_real_lxd_and_the_fake(api: API, fake: FakeLXD) -
     finally:
         other.run_cleanups()
     assert not fake.handler_errors, fake.handler_errors[0]
+
+
+def test_restricted_project_blocks_backups(api: API) -> None:
+    """``restricted.backups=block``: creating a backup is refused (a 500), importing is not."""
+    project = unique("p")
+    reply = api.post("/1.0/projects", {"name": project, "config": {
+        "features.profiles": "true", "features.images": "false",
+        "features.storage.volumes": "true", "restricted": "true",
+        "restricted.backups": "block"}})
+    assert reply.status == 201, reply
+    api.delete_later(f"/1.0/projects/{project}")
+    inner = api.in_project(project)
+    root = {"root": {"type": "disk", "path": "/", "pool": "default"}}
+    assert inner.put("/1.0/profiles/default", {"devices": root, "config": {}}).status == 200
+    api.later(lambda: inner.put("/1.0/profiles/default", {"devices": {}, "config": {}}))
+    name = make(inner)
+    blocked = f'Project "{project}" doesn\'t allow for backup creation'
+    reply = inner.post(f"/1.0/instances/{name}/backups", {})
+    assert (reply.status, reply.error) == (500, blocked)
+    assert inner.post("/1.0/storage-pools/default/volumes/custom", {"name": "v"}).status == 200
+    api.later(lambda: inner.delete("/1.0/storage-pools/default/volumes/custom/v"))
+    reply = inner.post("/1.0/storage-pools/default/volumes/custom/v/backups", {})
+    assert (reply.status, reply.error) == (500, blocked)
+    source = make(api, source={"type": "none"})
+    assert backup(api, source, {"name": "b"})["status"] == "Success"
+    data = api.get(f"/1.0/instances/{source}/backups/b/export").raw
+    copy = unique("imp")
+    remove_later(inner, copy)
+    assert op_of(inner, import_tarball(inner, data, name=copy))["status"] == "Success"
+    assert inner.get(f"/1.0/instances/{copy}").metadata["project"] == project
