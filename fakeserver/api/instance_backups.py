@@ -40,8 +40,12 @@ BACKUP_POST = Struct("InstanceBackupPost", name=STR)
 BACKUPS_DIR = "/var/lib/lxd/backups/instances"
 
 
-def backups_of(inst: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = inst.setdefault("backups", {})
+def backups_of(inst: dict[str, Any], create: bool = False) -> dict[str, Any]:
+    """The backups of ``inst`` (stored only when ``create``: reads change nothing)."""
+    if create:
+        made: dict[str, Any] = inst.setdefault("backups", {})
+        return made
+    found: dict[str, Any] = inst.get("backups") or {}
     return found
 
 
@@ -243,7 +247,7 @@ def create_backup(ctx: Ctx, name: str, prefix: str) -> Response:
 
     def run(op: Operation) -> None:
         inst = get_instance(ctx.state, project, name)
-        found = backups_of(inst)
+        found = backups_of(inst, create=True)
         if backup in found:
             raise OperationFailed(f'Create backup: Backup "{name}/{backup}" already exists')
         found[backup] = {

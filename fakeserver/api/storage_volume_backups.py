@@ -36,8 +36,12 @@ BASE = "/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/backups"
 ROOT = {"/": Entry("directory", 0o711)}
 
 
-def backups_of(volume: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = volume.setdefault("backups", {})
+def backups_of(volume: dict[str, Any], create: bool = False) -> dict[str, Any]:
+    """The backups of ``volume`` (stored only when ``create``: reads change nothing)."""
+    if create:
+        made: dict[str, Any] = volume.setdefault("backups", {})
+        return made
+    found: dict[str, Any] = volume.get("backups") or {}
     return found
 
 
@@ -169,7 +173,7 @@ def create_backup(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
         current = vol_api.find_volume(ctx.state, project, pool, "custom", name)
         if current is None:
             raise OperationFailed("Storage pool volume not found")
-        found = backups_of(current)
+        found = backups_of(current, create=True)
         if backup in found:
             raise OperationFailed(f'Create volume backup: Backup "{name}/{backup}" already '
                                   "exists")
