@@ -268,13 +268,15 @@ def test_import_errors(api: API) -> None:
                            name=name)
     assert (reply.status, reply.error) == (500, "Storage pool not found: Storage pool not found")
     op = op_of(api, import_tarball(api, data, name=name))
-    assert op["err"] == (
-        "Create custom volume from backup: Error starting unpack: Failed to run: tar -zxf - "
-        "--xattrs-include=* --restrict --force-local --numeric-owner -C "
-        f"/var/lib/lxd/storage-pools/default/custom/default_{name} "
-        "--transform=s/^backup\\/volume-snapshots\\/s1/./ backup/volume-snapshots/s1: Process "
-        "exited with non-zero value 2 (tar: backup/volume-snapshots/s1: Not found in archive\n"
-        "tar: Exiting with failure status due to previous errors)")
+    failed = ("Create custom volume from backup: Error starting unpack: Failed to run: tar "
+              "-zxf - --xattrs-include=* --restrict --force-local --numeric-owner -C "
+              f"/var/lib/lxd/storage-pools/default/custom/default_{name} "
+              "--transform=s/^backup\\/volume-snapshots\\/s1/./ backup/volume-snapshots/s1: "
+              "Process exited with non-zero value 2")
+    stderr = (" (tar: backup/volume-snapshots/s1: Not found in archive\ntar: Exiting with "
+              "failure status due to previous errors)")
+    # LXD 5.0.2 now and then loses tar's stderr (a race in its runner); the fake keeps it.
+    assert op["err"] == failed + stderr or (not api.is_fake and op["err"] == failed)
     op = op_of(api, import_tarball(api, data, name="a/b"))
     assert op["err"] == ('Create custom volume from backup: Error inserting volume "a/b" for '
                          'project "default" in pool "default" of type "custom" into database '
