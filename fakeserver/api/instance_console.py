@@ -26,7 +26,7 @@ from ..events import Listener
 from ..gourl import go_quote
 from ..operations import SUCCESS, Operation
 from ..responses import LXDError
-from ..schema import INT_, STR, Struct
+from ..schema import INT_, STR, Struct, decode_value, unmarshal
 from . import instances
 from .instance_exec import handshake_error
 
@@ -109,7 +109,7 @@ def attach_console(ctx: Ctx, name: str, prefix: str) -> Response:
     """LXD 5.0.2's order: the body, the instance (any type error or a missing project is a
     plain ``Instance not found``), the console type, then its state."""
     kind = instances.check_request(ctx, name, prefix)
-    body = ctx.body(CONSOLE_POST)
+    body = decode_value(unmarshal(ctx.raw_body()), CONSOLE_POST)  # json.Unmarshal's errors
     with ctx.state.lock:
         if not ctx.state.has_project(ctx.project):
             raise LXDError(404, "Instance not found")
