@@ -326,9 +326,16 @@ def test_validation(api: API, body: dict[str, Any], message: str) -> None:
 
 
 def test_ports_that_validate(api: API) -> None:
+    """Both ends of the range, alone and in ranges. The whole range (``0-65535``) is sent to
+    the fake only: on LXD 5.0.2 it validates too, but its 65,536 firewall entries make every
+    later ``nft --json list ruleset`` of the host take 10 s and more (a 60 s timeout was hit
+    on a loaded machine)."""
     net = bridge(api)
-    for port in (tcp("+5"), tcp("010"), tcp("0"), tcp("65535"), tcp("0-65535"),
-                 tcp("10-12", target_port="20-21,22"), tcp("10-12", target_port="20")):
+    ports = [tcp("+5"), tcp("010"), tcp("0"), tcp("65535"), tcp("0-3"), tcp("65530-65535"),
+             tcp("10-12", target_port="20-21,22"), tcp("10-12", target_port="20")]
+    if api.is_fake:
+        ports.append(tcp("0-65535"))
+    for port in ports:
         listen = make(api, net, ports=[port])
         got = api.get(fwd(net, listen)).metadata["ports"]
         assert got == [{"description": "", "target_port": "", **port}]
