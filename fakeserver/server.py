@@ -645,10 +645,11 @@ class FakeLXD:
             preseed_mod.apply(self.state, preseed_mod.load(self._baseline_preseed))
         return self.state.snapshot()
 
-    def reset(self) -> None:
-        """Back to the baseline (plus the constructor's preseed); forget operations and log."""
+    def reset(self, snapshot: dict[str, Any] | None = None) -> None:
+        """Back to the baseline (plus the constructor's preseed), or to ``snapshot`` (from
+        :meth:`snapshot`); forget operations, the request log and exec handlers."""
         self.operations.reset()
-        self.state.restore(self._baseline)
+        self.state.restore(self._baseline if snapshot is None else snapshot)
         self._publish_https_address()
         self.app.log.clear()
         self.app.handler_errors.clear()

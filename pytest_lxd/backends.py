@@ -631,8 +631,7 @@ class FakeBackend:
 
     def begin(self, nodeid: str = "") -> LXDBackend:
         """Back to the session's clean (or seeded) state, with the test project in it."""
-        self.server.reset()
-        self.server.restore(self.snapshot)
+        self.server.reset(self.snapshot)
         return LXDBackend("fake", self.server.socket_path, self.project, self.info,
                           fake=self.server, tracker=Tracker(self.project, self.settings.log_size),
                           nodeid=nodeid, host_infos=self.host_infos)

@@ -131,6 +131,26 @@ def test_snapshot_and_restore(fake: FakeLXD) -> None:
     assert api.get("/1.0/profiles/before").metadata["config"] == {}
 
 
+def test_reset_to_a_snapshot(fake: FakeLXD) -> None:
+    """``reset(snapshot)``: the snapshot's state (one copy, what the plugin does before each
+    test), and the operations, log and exec handlers forgotten as by a plain reset."""
+    api = API.unix("fake", fake.socket_path)
+    assert api.post("/1.0/profiles", {"name": "kept"}).status == 201
+    snap = fake.snapshot()
+    assert api.post("/1.0/profiles", {"name": "dropped"}).status == 201
+    fake.exec_handler("hello", lambda *args: (0, b"", b""))
+    fake.reset(snap)
+    assert fake.requests == []
+    assert fake.exec_handlers.find("hello") is None
+    assert api.get("/1.0/profiles/kept").status == 200
+    assert api.get("/1.0/profiles/dropped").status == 404
+    assert api.patch("/1.0/profiles/kept", {"config": {"user.k": "v"}}).status == 200
+    fake.reset(snap)  # the snapshot itself was not changed through the state
+    assert api.get("/1.0/profiles/kept").metadata["config"] == {}
+    fake.reset()
+    assert api.get("/1.0/profiles/kept").status == 404
+
+
 def test_request_log(fake: FakeLXD) -> None:
     api = API.unix("fake", fake.socket_path)
     api.get("/1.0/profiles", params={"recursion": "1"})
