@@ -41,6 +41,16 @@ TAR_FLAGS = {"gzip": "-zxf", "bzip2": "-jxf", "xz": "-Jxf", "lzma": "--lzma -xf"
              "zstd": "--zstd -xf", "tar": "-xf"}
 
 
+def backups_of(owner: dict[str, Any], create: bool = False) -> dict[str, Any]:
+    """The backups of an instance or volume record (stored only when ``create``: reads change
+    nothing)."""
+    if create:
+        made: dict[str, Any] = owner.setdefault("backups", {})
+        return made
+    found: dict[str, Any] = owner.get("backups") or {}
+    return found
+
+
 def _split(value: str) -> list[str]:
     """Go's shellquote.Split, with its error messages."""
     quote = ""

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 
 from .. import backups, responses
 from ..app import Ctx
-from ..backups import Part
+from ..backups import Part, backups_of
 from ..operations import Operation, OperationFailed
 from ..responses import ZERO_TIME, LXDError
 from ..schema import ANY, BOOL, STR, Struct
@@ -38,15 +38,6 @@ BACKUPS_POST = Struct("InstanceBackupsPost", name=STR, expires_at=ANY, instance_
                       container_only=BOOL, optimized_storage=BOOL, compression_algorithm=STR)
 BACKUP_POST = Struct("InstanceBackupPost", name=STR)
 BACKUPS_DIR = "/var/lib/lxd/backups/instances"
-
-
-def backups_of(inst: dict[str, Any], create: bool = False) -> dict[str, Any]:
-    """The backups of ``inst`` (stored only when ``create``: reads change nothing)."""
-    if create:
-        made: dict[str, Any] = inst.setdefault("backups", {})
-        return made
-    found: dict[str, Any] = inst.get("backups") or {}
-    return found
 
 
 def render(item: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ..operations import SUCCESS, Operation
 from ..responses import LXDError
 from ..schema import INT_, STR, Struct, decode_value, unmarshal
 from . import instances
-from .instance_exec import handshake_error
+from .instance_exec import websocket_fd
 
 CONSOLE_POST = Struct("InstanceConsolePost", width=INT_, height=INT_, type=STR)
 _NO_EVENTS = frozenset({"console-session"})  # a listener that only hears the hub close
@@ -65,13 +65,7 @@ class ConsoleSession:
 
     def connect(self, ctx: Ctx) -> Response:
         """Serve ``/1.0/operations/{id}/websocket?secret=`` for fd 0 or control."""
-        secret = ctx.request.args.get("secret", "")
-        if not secret:
-            raise LXDError(500, "missing secret")
-        fd = next((key for key, value in self.fds.items() if value == secret), None)
-        if fd is None:
-            raise LXDError(500, "permission denied")
-        refusal = handshake_error(ctx.request)
+        fd, refusal = websocket_fd(ctx, self.fds)
         if refusal is not None:
             return refusal
         ws = websocket.accept(ctx, ping_interval=None)  # LXD pings no console websocket

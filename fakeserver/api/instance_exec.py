@@ -107,6 +107,18 @@ def _tokens(value: str) -> list[str]:
     return [part.strip().lower() for part in value.split(",") if part.strip()]
 
 
+def websocket_fd(ctx: Ctx, fds: dict[str, str]) -> tuple[str, Response | None]:
+    """Which of an operation's ``fds`` a ``/websocket?secret=`` request is for (LXD's 500s
+    for a missing or unknown secret), and gorilla's refusal of a bad upgrade, if any."""
+    secret = ctx.request.args.get("secret", "")
+    if not secret:
+        raise LXDError(500, "missing secret")
+    fd = next((key for key, value in fds.items() if value == secret), None)
+    if fd is None:
+        raise LXDError(500, "permission denied")
+    return fd, handshake_error(ctx.request)
+
+
 def handshake_error(request: Request) -> Response | None:
     """Gorilla's refusal of a bad upgrade, followed by the LXD error LXD writes after it."""
     headers = request.headers
@@ -247,13 +259,7 @@ class ExecSession:
     # -- websockets ------------------------------------------------------------------------
     def connect(self, ctx: Ctx) -> Response:
         """Serve ``/1.0/operations/{id}/websocket?secret=`` for one of our fds."""
-        secret = ctx.request.args.get("secret", "")
-        if not secret:
-            raise LXDError(500, "missing secret")
-        fd = next((key for key, value in self.fds.items() if value == secret), None)
-        if fd is None:
-            raise LXDError(500, "permission denied")
-        refusal = handshake_error(ctx.request)
+        fd, refusal = websocket_fd(ctx, self.fds)
         if refusal is not None:
             return refusal
         with self.lock:

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from .. import backups, responses
 from ..app import Ctx
+from ..backups import backups_of
 from ..gourl import go_quote
 from ..imagefile import Entry
 from ..operations import Operation, OperationFailed
@@ -34,15 +35,6 @@ BACKUPS_POST = Struct("StoragePoolVolumeBackupsPost", name=STR, expires_at=ANY,
 BACKUP_POST = Struct("StoragePoolVolumeBackupPost", name=STR)
 BASE = "/1.0/storage-pools/<pool>/volumes/<vtype>/<name>/backups"
 ROOT = {"/": Entry("directory", 0o711)}
-
-
-def backups_of(volume: dict[str, Any], create: bool = False) -> dict[str, Any]:
-    """The backups of ``volume`` (stored only when ``create``: reads change nothing)."""
-    if create:
-        made: dict[str, Any] = volume.setdefault("backups", {})
-        return made
-    found: dict[str, Any] = volume.get("backups") or {}
-    return found
 
 
 def render(item: dict[str, Any]) -> dict[str, Any]:
