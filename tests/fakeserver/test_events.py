@@ -272,12 +272,21 @@ def test_client_data_frames_drop_the_connection(api: API, message: str | bytes) 
 
 
 def test_client_close_is_answered(api: API) -> None:
+    """A client's close ends the stream at once, answered with a close frame (1000).
+
+    On LXD 5.0.2 the answer races the server's own hang-up (gorilla's read loop answers the
+    close while the listener, told by that same read that the client went away, closes the
+    connection): 11 of 60 closes in a row here got no close frame back. So the real host may
+    skip it; the fake always answers."""
     with events(api) as ws:
         start = time.monotonic()
         ws.close()
         assert time.monotonic() - start < 2
-        assert ws.protocol.close_rcvd is not None, "the server answered with a close frame"
-        assert ws.protocol.close_rcvd.code == 1000
+        answer = ws.protocol.close_rcvd
+        if api.is_fake:
+            assert answer is not None, "the server answered with a close frame"
+        if answer is not None:
+            assert answer.code == 1000
 
 
 def test_pylxd_events(api: API) -> None:
