@@ -97,6 +97,23 @@ def now_seconds() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def new_backup(ctx: Ctx, body: Any, owner: dict[str, Any]) -> tuple[str, str, str]:
+    """A new backup of ``owner`` (an instance or a volume) as LXD reads the request body:
+    its name (``backupN`` when none is given), its expiry and its compression algorithm (the
+    server's ``backups.compression_algorithm``, else gzip, when none is given)."""
+    expires = ZERO_TIME
+    if "expires_at" in body.present and body["expires_at"] is not None:
+        expires = volumes_api.time_arg(body["expires_at"])
+    with ctx.state.lock:
+        name = body["name"] or next_name(backups_of(owner))
+    check_name(name)
+    algorithm = body["compression_algorithm"]
+    backups.check_compression(algorithm)
+    if not algorithm:
+        algorithm = ctx.state.config.get("backups.compression_algorithm", "") or "gzip"
+    return name, expires, algorithm
+
+
 def check_allowed(state: State, project: str) -> None:
     """A restricted project with ``restricted.backups=block`` refuses backups (a 500)."""
     config = (state.families["projects"].get(project) or {}).get("config") or {}
@@ -224,16 +241,7 @@ def create_backup(ctx: Ctx, name: str, prefix: str) -> Response:
         check_allowed(ctx.state, project)
         inst = find(ctx, name, kind)
     body = ctx.body(BACKUPS_POST)
-    expires = ZERO_TIME
-    if "expires_at" in body.present and body["expires_at"] is not None:
-        expires = volumes_api.time_arg(body["expires_at"])
-    with ctx.state.lock:
-        backup = body["name"] or next_name(backups_of(inst))
-    check_name(backup)
-    algorithm = body["compression_algorithm"]
-    backups.check_compression(algorithm)
-    if not algorithm:
-        algorithm = ctx.state.config.get("backups.compression_algorithm", "") or "gzip"
+    backup, expires, algorithm = new_backup(ctx, body, inst)
     instance_only = body["instance_only"] or body["container_only"]
 
     def run(op: Operation) -> None:

@@ -27,7 +27,13 @@ from ..responses import ZERO_TIME, LXDError
 from ..schema import ANY, BOOL, STR, Struct
 from . import route
 from . import storage_volumes as vol_api
-from .instance_backups import check_allowed, check_name, file_reply, next_name, now_seconds
+from .instance_backups import (
+    check_allowed,
+    check_name,
+    file_reply,
+    new_backup,
+    now_seconds,
+)
 from .storage import get_pool
 
 BACKUPS_POST = Struct("StoragePoolVolumeBackupsPost", name=STR, expires_at=ANY,
@@ -149,16 +155,7 @@ def create_backup(ctx: Ctx, pool: str, vtype: str, name: str) -> Response:
         project, volume = _volume(ctx, pool, vtype, name, "Storage volume not found" if target
                                   else "Storage pool volume not found")
     body = ctx.body(BACKUPS_POST)
-    expires = ZERO_TIME
-    if "expires_at" in body.present and body["expires_at"] is not None:
-        expires = vol_api.time_arg(body["expires_at"])
-    with ctx.state.lock:
-        backup = body["name"] or next_name(backups_of(volume))
-    check_name(backup)
-    algorithm = body["compression_algorithm"]
-    backups.check_compression(algorithm)
-    if not algorithm:
-        algorithm = ctx.state.config.get("backups.compression_algorithm", "") or "gzip"
+    backup, expires, algorithm = new_backup(ctx, body, volume)
     volume_only = body["volume_only"]
 
     def run(op: Operation) -> None:
