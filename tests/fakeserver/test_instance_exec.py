@@ -899,17 +899,25 @@ def test_pylxd_execute_over_https(api: API, inst: str, tls_client: ClientCert, t
                           verify=str(server_cert))
     assert client.trusted
     instance = client.instances.get(inst)
-    for attempt in range(3):
+    expected = (0, f"secure\n{inst}\n", "")
+    results = []
+    for _ in range(3):
         try:
-            result = instance.execute(["sh", "-c", "cat; hostname"], stdin_payload="secure\n")
-            break
-        except ssl.SSLEOFError:
+            results.append(tuple(instance.execute(["sh", "-c", "cat; hostname"],
+                                                  stdin_payload="secure\n")))
+        except ssl.SSLEOFError as exc:
             # pylxd's own race, on LXD 5.0.2 as on the fake (about 1 run in 8): once the
             # command ends, the server ends its streams; if ws4py has already read that EOF,
             # pylxd's close_all() writes a close frame on the dead TLS connection and only
             # BrokenPipeError is suppressed there. The same call is tried again.
-            assert attempt < 2, "pylxd's close race three times in a row"
-    assert tuple(result) == (0, f"secure\n{inst}\n", "")
+            results.append(repr(exc))
+            continue
+        if results[-1] == expected:
+            break
+        # ws4py over TLS now and then loses the last output frame (pylxd stops its manager
+        # as soon as the operation ends; a frame still in the TLS layer is never read): a
+        # short stdout, seen once in a CI run. Tried again too.
+    assert results[-1] == expected, f"pylxd's races three times in a row: {results}"
 
 
 # -- handlers (fake only) -----------------------------------------------------------------------
