@@ -81,12 +81,19 @@ def member(ctx: Ctx, name: str) -> Response:
 
 @route("/1.0/cluster/members/<name>", "POST")
 def rename_member(ctx: Ctx, name: str) -> Response:
-    """LXD decodes the body, then renames in the database: no row for another name. (The
-    real member, ``none``, is not renamed on the real host to check; the fake refuses.)"""
-    ctx.body(MEMBER_POST)
+    """LXD decodes the body, then renames the member's database row, clustered or not: no row
+    for another name, a 409 for the name it already has.
+
+    Divergence: on a standalone LXD 5.0.2 renaming ``none`` (the one row) succeeds, and the
+    daemon can then no longer create instances (``NOT NULL constraint failed:
+    instances.node_id``) until the row is named ``none`` again. The fake answers the same
+    200 and keeps its member as it is."""
+    body = ctx.body(MEMBER_POST)
     if name != "none":
         raise LXDError(500, "expected to update one row, not 0")
-    raise LXDError(500, "Server is not clustered")
+    if body.get("server_name") == "none":
+        raise LXDError(409, "Conflict")
+    return responses.sync({})
 
 
 @route("/1.0/cluster/members/<name>/state", "POST")
@@ -101,8 +108,13 @@ def groups(ctx: Ctx) -> Response:
 
 @route("/1.0/cluster/groups/<name>", "GET", "PUT", "PATCH", "POST", "DELETE")
 def group(ctx: Ctx, name: str) -> Response:
-    if ctx.request.method == "DELETE" and name != "default":
-        # LXD 5.0.2 deletes the group's row without checking clustering: none is there.
-        # (Deleting ``default`` is not tried on the real host; the fake keeps refusing.)
+    """LXD 5.0.2 checks only some verbs for clustering: it refuses to rename or delete the
+    ``default`` group first, and deletes another group's row without any check."""
+    method = ctx.request.method
+    if name == "default" and method == "POST":
+        raise LXDError(403, 'The "default" group cannot be renamed')
+    if name == "default" and method == "DELETE":
+        raise LXDError(403, "The 'default' cluster group cannot be deleted")
+    if method == "DELETE":
         raise LXDError(500, "Query deleted 0 rows instead of 1")
     raise LXDError(400, "This server is not clustered")
