@@ -92,7 +92,7 @@ def test_catalogue_names_requests_by_endpoint() -> None:
     assert not catalogue.serves(Endpoint("GET", "/1.0/no-such-family", False))
     # a catch-all route of the fake does not serve an endpoint of another shape
     assert not catalogue.serves(
-        Endpoint("GET", "/1.0/instances/{name}/sftp", True))
+        Endpoint("GET", "/1.0/instances/{name}/no-such-endpoint", True))
 
 
 def test_every_fake_route_is_in_the_table() -> None:
@@ -116,18 +116,22 @@ def test_requests_of_this_test_are_recorded(request: pytest.FixtureRequest,
     assert "GET /1.0/profiles/{name}" in recorder.hits[request.node.nodeid]["fake"]
 
 
-def test_generated_page(tmp_path: Path) -> None:
+def test_generated_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows come from the catalogue, counts from the results, divergences from the tests."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import gen_fidelity
     finally:
         sys.path.remove(str(ROOT / "scripts"))
+    serves = gen_fidelity.Catalogue.serves
+    unserved = "DELETE /1.0/network-zones/{zone}"  # as if the fake had no route
+    monkeypatch.setattr(gen_fidelity.Catalogue, "serves",
+                        lambda self, e: e.key != unserved and serves(self, e))
     results = {"version": 1, "tests": {
         "tests/docs/test_docs_pages.py::test_generated_page": {
             "outcome": "passed", "at": 0.0, "fake": ["GET /1.0/profiles/{name}"],
             "real": ["GET /1.0/profiles/{name}",
-                     "PUT /1.0/instances/{name}/metadata/templates"]},
+                     "DELETE /1.0/network-zones/{zone}"]},
         "tests/docs/test_docs_pages.py::failed": {
             "outcome": "failed", "at": 0.0, "real": ["GET /1.0/profiles"]},
         "tests/gone/test_removed.py::test_x": {
@@ -135,7 +139,7 @@ def test_generated_page(tmp_path: Path) -> None:
     page = gen_fidelity.render(results)
     assert "| GET | `/1.0/profiles/{name}` | yes | 1 | 1 |" in page
     assert "| GET | `/1.0/profiles` | yes | — | — |" in page  # failed and removed tests
-    assert "| PUT | `/1.0/instances/{name}/metadata/templates` | **no** | — | 1 |" in page
+    assert "| DELETE | `/1.0/network-zones/{zone}` | **no** | — | 1 |" in page
     assert "Known divergences" in page and "Tests that run on the fake only" in page
 
     tests = tmp_path / "tests"
