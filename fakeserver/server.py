@@ -507,6 +507,7 @@ class FakeLXD:
         self.https = https
         self.log_bodies = log_bodies
         self.exec_handlers = Handlers()  # commands tests add to exec (see execution)
+        self.sftp_sessions: set[Any] = set()  # open /sftp sessions: reset() ends them
         self.state = State()
         self.events = EventHub()
         self.operations = OperationEngine(self.events, self.state.lock, workers, op_retention)
@@ -649,6 +650,8 @@ class FakeLXD:
         """Back to the baseline (plus the constructor's preseed), or to ``snapshot`` (from
         :meth:`snapshot`); forget operations, the request log and exec handlers."""
         self.operations.reset()
+        for session in list(self.sftp_sessions):
+            session.end()
         self.state.restore(self._baseline if snapshot is None else snapshot)
         self._publish_https_address()
         self.app.log.clear()

@@ -321,6 +321,51 @@ class FS:
         self._touch_parent(canonical, time.time_ns())
         return canonical
 
+    def replace(self, path: str, entry: Entry, ns: int | None = None) -> None:
+        """Store a changed ``entry`` at the canonical ``path``: its time stays (``chmod``,
+        ``chown``) unless ``ns`` gives a new one."""
+        keep = self.mtime(path) if ns is None else ns
+        self.tree[path] = entry
+        self.mtimes[path] = (entry, keep)
+
+    def rename(self, old: str, new: str, cwd: str = "/") -> str:
+        """``rename(2)``: move ``old`` (a final symlink not followed) and what is under it to
+        ``new``, replacing a file, link or empty directory there; returns ``new``'s canonical
+        path. The moved entries keep their times; both parent directories change."""
+        src = self.resolve(old, cwd, follow=False)
+        if src.entry is None:
+            raise FSError("ENOENT", old)
+        dst = self.resolve(new, cwd, follow=False)
+        if "/" in (src.path, dst.path):
+            raise FSError("EBUSY", old)
+        self._parent_of_new(dst, new)
+        if dst.path == src.path:
+            return dst.path
+        if src.entry.type == "directory":
+            if dst.path.startswith(src.path + "/"):
+                raise FSError("EINVAL", old)
+            if dst.entry is not None and dst.entry.type != "directory":
+                raise FSError("ENOTDIR", new)
+            if dst.entry is not None and self.listdir(dst.path):
+                raise FSError("ENOTEMPTY", new)
+        elif dst.entry is not None and dst.entry.type == "directory":
+            raise FSError("EISDIR", new)
+        elif src.want_dir or dst.want_dir:
+            raise FSError("ENOTDIR", new)
+        if dst.entry is not None:
+            self._forget(dst.path)
+        prefix = src.path + "/"
+        moved = [(key, entry, self.mtime(key)) for key, entry in self.tree.items()
+                 if key == src.path or key.startswith(prefix)]
+        for key, _, _ in moved:
+            self._forget(key)
+        for key, entry, ns in moved:
+            self.replace(dst.path + key[len(src.path):], entry, ns)
+        now = time.time_ns()
+        self._touch_parent(src.path, now)
+        self._touch_parent(dst.path, now)
+        return dst.path
+
     def chmod(self, path: str, mode: int) -> None:
         """Set the permission bits of the canonical ``path``."""
         entry = self.tree[path]

@@ -106,20 +106,32 @@ def accept_value(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
+def switch_protocols(ctx: Ctx, protocol: str, *extra: str) -> tuple[Any, Any, bool]:
+    """Take over the request's connection and answer ``101 Switching Protocols`` with
+    ``Upgrade: <protocol>`` (and ``extra`` header lines): the connection, its reader, and
+    whether the answer went out (False: the client is gone)."""
+    hijack = ctx.request.environ.get("fakeserver.hijack")
+    if hijack is None:
+        raise LXDError(500, "Websocket upgrade is not possible on this connection")
+    sock, rfile = hijack()
+    lines = ["HTTP/1.1 101 Switching Protocols", f"Upgrade: {protocol}", "Connection: Upgrade",
+             *extra]
+    try:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    except OSError:
+        return sock, rfile, False
+    return sock, rfile, True
+
+
 def accept(ctx: Ctx, *, ping_interval: float | None = PING_INTERVAL) -> WebSocket:
     """Take over the request's connection and complete the handshake (after :func:`refusal`)."""
     key = _key(ctx.request)
-    hijack = ctx.request.environ.get("fakeserver.hijack")
-    if key is None or hijack is None:
+    if key is None:
         raise LXDError(500, "Websocket upgrade is not possible on this connection")
-    sock, rfile = hijack()
-    reply = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-             f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_value(key)}\r\n\r\n")
+    sock, rfile, sent = switch_protocols(ctx, "websocket",
+                                         f"Sec-WebSocket-Accept: {accept_value(key)}")
     ws = WebSocket(sock, rfile, ping_interval=ping_interval)
-    try:
-        sock.sendall(reply.encode())
-    except OSError:
-        ws.gone = True
+    ws.gone = not sent
     return ws
 
 

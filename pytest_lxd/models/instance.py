@@ -12,10 +12,13 @@ instance under both).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import posixpath
+import socket
 import stat
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast, overload
@@ -399,6 +402,93 @@ class Instance(Model):
         ``resize``, ``signal``, ``wait``)."""
         return _exec.interactive_execute(self, commands, environment, user, group, cwd,
                                          width, height)
+
+    def sftp(self, timeout: float | None = 30.0) -> socket.socket:
+        """A connection to the instance's SFTP server (``GET .../sftp`` with ``Upgrade:
+        sftp``, LXD's ``instance_sftp`` API): after the ``101`` it carries raw SFTP version 3,
+        for any SFTP client that can use a socket. On HTTPS it is an ``ssl.SSLSocket`` made
+        with the client's certificate and TLS rules. Refusals raise
+        :class:`~pytest_lxd.exceptions.LXDAPIException` (:class:`NotFound` for a missing
+        instance). The caller closes it."""
+        return _sftp_connect(self.client, self.api.path + "/sftp", timeout)
+
+
+def _sftp_connect(client: Client, path: str, timeout: float | None) -> socket.socket:
+    transport = client.transport
+    endpoint = transport.endpoint
+    if transport.project is not None:
+        path += "?" + urllib.parse.urlencode({"project": transport.project})
+    sock: socket.socket
+    try:
+        if endpoint.kind == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(endpoint.socket_path))
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            host = str(endpoint.host)
+            sock = socket.create_connection((host, int(endpoint.port or 0)), timeout=timeout)
+            if transport.tls is not None:
+                try:
+                    sock = transport.tls.ssl_context(transport.cert).wrap_socket(
+                        sock, server_hostname=host)
+                    transport.tls.check_peer(sock)
+                except BaseException:
+                    sock.close()
+                    raise
+        host_header = "lxd" if endpoint.kind == "unix" else endpoint.url.split("://", 1)[1]
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n"
+                     "Connection: Upgrade\r\nUpgrade: sftp\r\n\r\n".encode())
+        status, headers, body = _read_upgrade_reply(sock)
+    except OSError as exc:
+        raise exceptions.ClientConnectionFailed(
+            f"cannot connect (sftp) to LXD at {endpoint}: {exc}") from None
+    if status == 101:
+        return sock
+    sock.close()
+    message = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and data.get("error"):
+            message = str(data["error"])
+    except ValueError:
+        pass
+    cls = exceptions.NotFound if status == 404 else exceptions.LXDAPIException
+    raise cls(None, message or f"sftp refused: HTTP {status}", error_code=status)
+
+
+def _read_upgrade_reply(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """The reply's status, headers and (for a refusal) body; a 101's head is read byte by
+    byte so that nothing of the SFTP stream after it is consumed."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise OSError(f"connection closed before the reply: {head!r}")
+        head += byte
+        if len(head) > 65536:
+            raise OSError("reply head too long")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    headers = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    if status == 101:
+        return status, headers, b""
+    body = b""
+    length = int(headers.get("content-length", "0") or 0)
+    while len(body) < length:
+        chunk = sock.recv(length - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body
 
 
 class Container(Instance):
