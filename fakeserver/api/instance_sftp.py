@@ -19,11 +19,12 @@ packet it cannot parse, an unknown packet type, or a length over 256 KiB.
 One thread (the request's) serves a session; a reset or a stopped server ends it, and so does
 the instance going away. Divergences (tests/fakeserver/test_instance_sftp.py): READDIR lists
 names sorted; a hard link is a copy (one link, later writes do not show through the other
-name); an open handle follows its path; statvfs figures are made up; files are capped at
-:data:`MAX_FILE` bytes (``file too large``); a running instance shows its image's ``/proc``,
-``/sys`` and ``/dev``, not mounted filesystems; an open session does not hold back starting,
-stopping or snapshotting the instance (LXD 5.0.2 waits for it to end); after a malformed
-session LXD may drop the next one, the fake serves it.
+name); an open file keeps its content once removed and follows renames made in its session, but
+not renames made elsewhere (exec, another session); statvfs figures are made up; files are
+capped at :data:`MAX_FILE` bytes (``file too large``, LXD makes a sparse file); a running
+instance shows its image's ``/proc``, ``/sys`` and ``/dev``, not mounted filesystems; an open
+session does not hold back starting, stopping or snapshotting the instance (LXD 5.0.2 waits for
+it to end); after a malformed session LXD may drop the next one, the fake serves it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -259,9 +260,9 @@ class _Handle:
     directory: bool
     readable: bool
     writable: bool
-    entry: Entry | None = None  # the file's content once its path no longer holds it
-    listing: list[str] | None = None
-    seen: list[str] = field(default_factory=list)
+    last: Entry | None = None  # the file as last seen through this handle
+    orphan: bool = False  # its path lost the file (removed): the handle keeps it alone
+    listing: list[str] | None = None  # a directory's names, read at the first READDIR
 
 
 class SFTPSession:
@@ -414,22 +415,22 @@ class SFTPSession:
         return _status(ident, FX_OK)
 
     def _content(self, fs: FS, handle: _Handle) -> Entry:
-        """The open file: what its path holds, or what it held when it went away."""
-        entry = fs.tree.get(handle.path)
+        """The open file: what its path holds, or (an unlinked file, like an open inode) what
+        it held when it went away."""
+        entry = None if handle.orphan else fs.tree.get(handle.path)
         if entry is not None and entry.type == "file":
-            handle.entry = None
+            handle.last = entry
             return entry
-        if handle.entry is None:
-            handle.entry = Entry("file", 0o644)
-        return handle.entry
+        handle.orphan = True
+        if handle.last is None:
+            handle.last = Entry("file", 0o644)
+        return handle.last
 
     def _store(self, fs: FS, handle: _Handle, content: bytes) -> None:
-        entry = fs.tree.get(handle.path)
-        if entry is not None and entry.type == "file" and handle.entry is None:
-            fs.replace(handle.path, dataclasses.replace(entry, content=content),
-                       time.time_ns())
-        else:
-            handle.entry = dataclasses.replace(self._content(fs, handle), content=content)
+        entry = dataclasses.replace(self._content(fs, handle), content=content)
+        handle.last = entry
+        if not handle.orphan:
+            fs.replace(handle.path, entry, time.time_ns())
 
     def _read_op(self, fs: FS, ident: int, body: _Reader) -> bytes:
         handle = self._handle(body)
@@ -441,7 +442,7 @@ class SFTPSession:
         if offset >= 1 << 63:
             raise _Failed(FX_FAILURE, f"readat {handle.name}: negative offset")
         data = self._content(fs, handle).content[offset:offset + min(size, MAX_READ)]
-        if not data:
+        if not data and size:
             raise _Failed(FX_EOF, "EOF")
         return _packet(DATA, _u32(ident) + _string(data))
 
@@ -604,8 +605,7 @@ class SFTPSession:
         assert found.entry is not None
         if found.entry.type != "directory":
             raise _path_error("", path, "ENOTDIR")
-        key = self._new_handle(_Handle(path, found.path, True, True, False,
-                                       listing=fs.listdir(found.path)))
+        key = self._new_handle(_Handle(path, found.path, True, True, False))
         return _packet(HANDLE, _u32(ident) + _string(key))
 
     def _readdir(self, fs: FS, ident: int, body: _Reader) -> bytes:
@@ -688,9 +688,17 @@ class SFTPSession:
             if there is not None and there.type == "directory":
                 fs.lstat(old)
                 raise FSError("EEXIST", new)
-            fs.rename(old, new)
+            source = fs.lstat(old).path
+            replaced = fs.resolve(new, follow=False)
+            target = fs.rename(old, new)
         except FSError as exc:
             raise _link_error("rename", old, new, exc.code) from None
+        for handle in self.handles.values():  # open files move with their names
+            if handle.path == target and replaced.entry is not None and source != target:
+                handle.orphan = True  # its file was replaced: the handle keeps the old one
+                handle.last = replaced.entry if replaced.entry.type == "file" else handle.last
+            elif handle.path == source or handle.path.startswith(source + "/"):
+                handle.path = target + handle.path[len(source):]
 
     def _rename(self, fs: FS, ident: int, body: _Reader) -> bytes:
         old, new = body.text(), body.text()
