@@ -18,17 +18,19 @@ packet it cannot parse, an unknown packet type, or a length over 256 KiB.
 
 One thread (the request's) serves a session; a reset or a stopped server ends it, and so does
 the instance going away. Divergences (tests/fakeserver/test_instance_sftp.py): READDIR lists
-names sorted; a hard link is a copy (one link, later writes do not show through the other
-name); an open file keeps its content once removed and follows renames made in its session, but
-not renames made elsewhere (exec, another session); statvfs figures are made up; files are
-capped at :data:`MAX_FILE` bytes (``file too large``, LXD makes a sparse file); a running
-instance shows its image's ``/proc``, ``/sys`` and ``/dev``, not mounted filesystems; an open
-session does not hold back starting, stopping or snapshotting the instance (LXD 5.0.2 waits for
-it to end); after a malformed session LXD may drop the next one, the fake serves it.
+names sorted; a hard link shares the file only until one name is written to (later writes do
+not show through the other name); an open file keeps its content once removed and follows
+renames made in its session, but not renames made elsewhere (exec, another session); statvfs
+figures are made up; files are capped at :data:`MAX_FILE` bytes (``file too large``, LXD makes
+a sparse file); a running instance shows its image's ``/proc``, ``/sys`` and ``/dev``, not
+mounted filesystems; an open session does not hold back starting, stopping or snapshotting the
+instance (LXD 5.0.2 waits for it to end); after a malformed session LXD may drop the next one,
+the fake serves it.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import posixpath
 import socket
@@ -233,11 +235,11 @@ def _id_names(fs: FS, path: str) -> dict[int, str]:
 
 
 def _long_name(fs: FS, path: str, name: str, entry: Entry, ns: int, now: float,
-               owners: tuple[dict[int, str], dict[int, str]]) -> str:
+               owners: tuple[dict[int, str], dict[int, str]], sharing: dict[int, int]) -> str:
     """pkg/sftp's ``ls -l`` line for READDIR: mode, links, owner, group, size, date, name."""
     users, groups = owners
     user, group = users.get(entry.uid, str(entry.uid)), groups.get(entry.gid, str(entry.gid))
-    links = 1
+    links = max(1, sharing.get(id(entry), 1))  # hard links share one entry
     if entry.type == "directory":
         links = 2 + sum(1 for child in fs.listdir(path)
                         if fs.tree[posixpath.join(path, child)].type == "directory")
@@ -616,6 +618,7 @@ class SFTPSession:
             handle.listing = fs.listdir(handle.path)
         now = time.time()
         owners = (_id_names(fs, "/etc/passwd"), _id_names(fs, "/etc/group"))
+        sharing = collections.Counter(id(entry) for entry in fs.tree.values())
         out: list[bytes] = []
         while handle.listing and len(out) < READDIR_CHUNK:
             child = handle.listing.pop(0)
@@ -624,7 +627,7 @@ class SFTPSession:
             if entry is None:
                 continue  # removed since: Go's Readdir skips it
             ns = fs.mtime(path)
-            long_name = _long_name(fs, path, child, entry, ns, now, owners)
+            long_name = _long_name(fs, path, child, entry, ns, now, owners, sharing)
             out.append(_string(child) + _string(long_name) + _attrs(entry, ns))
         if not out:
             raise _Failed(FX_EOF, "EOF")

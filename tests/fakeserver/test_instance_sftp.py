@@ -35,7 +35,7 @@ What LXD 5.0.2 does, as probed on the real host (and what the fake repeats):
   end (``test_open_session_holds_operations_back``).
 
 Divergences left (the fake; also in fakeserver/api/instance_sftp.py): READDIR gives the names
-sorted (LXD: the filesystem's order); a hard link is a copy (one link); statvfs figures are
+sorted (LXD: the filesystem's order); a hard link is a copy once written to; statvfs figures are
 made up; files are capped at 256 MiB (LXD writes a sparse file at any offset); an open file
 renamed outside its session (exec, another session) is lost to its handle; a running instance
 shows its image's ``/proc``, ``/sys`` and ``/dev``; an open session does not hold operations
@@ -481,12 +481,15 @@ def test_setstat(api: API, inst: str) -> None:
 
 def test_extensions(api: API, inst: str) -> None:
     """hardlink@openssh.com and statvfs@openssh.com; an unknown extension is unsupported.
-    Divergence: the fake's hard link is a copy and its statvfs figures are made up."""
+    Divergence: the fake's hard link shares the file until one name is written to (then each
+    name has its own copy), and its statvfs figures are made up."""
     c = sftp_session(api, inst)
     c.put("/srv/f", b"data")
     ok(c.mkdir("/srv/d"))
     ok(c.extended("hardlink@openssh.com", w.string("/srv/f") + w.string("/srv/h")))
     assert c.get("/srv/h") == b"data"
+    links = {name: long.split()[1] for name, long, _ in c.listdir("/srv")}
+    assert (links["f"], links["h"]) == ("2", "2")
     failed(c.extended("hardlink@openssh.com", w.string("/srv/f") + w.string("/srv/h")),
            w.FX_FAILURE, "link /srv/f /srv/h: file exists")
     failed(c.extended("hardlink@openssh.com", w.string("/srv/none") + w.string("/srv/h2")),
