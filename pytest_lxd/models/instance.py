@@ -418,7 +418,7 @@ def _sftp_connect(client: Client, path: str, timeout: float | None) -> socket.so
     endpoint = transport.endpoint
     if transport.project is not None:
         path += "?" + urllib.parse.urlencode({"project": transport.project})
-    sock: socket.socket
+    sock: socket.socket | None = None
     try:
         if endpoint.kind == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -444,6 +444,8 @@ def _sftp_connect(client: Client, path: str, timeout: float | None) -> socket.so
                      "Connection: Upgrade\r\nUpgrade: sftp\r\n\r\n".encode())
         status, headers, body = _read_upgrade_reply(sock)
     except OSError as exc:
+        if sock is not None:
+            sock.close()
         raise exceptions.ClientConnectionFailed(
             f"cannot connect (sftp) to LXD at {endpoint}: {exc}") from None
     if status == 101:
@@ -456,7 +458,8 @@ def _sftp_connect(client: Client, path: str, timeout: float | None) -> socket.so
             message = str(data["error"])
     except ValueError:
         pass
-    cls = exceptions.NotFound if status == 404 else exceptions.LXDAPIException
+    cls = {403: exceptions.Forbidden, 404: exceptions.NotFound}.get(
+        status, exceptions.LXDAPIException)
     raise cls(None, message or f"sftp refused: HTTP {status}", error_code=status)
 
 

@@ -4,10 +4,14 @@ on both backends (the SFTP protocol itself is tested in tests/fakeserver/test_in
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_lxd import exceptions
+from pytest_lxd.models import Instance
 from tests import sftpwire as w
+from tests.tlsutil import self_signed
 
 from .conftest import HTTPSEnv, LXDEnv
 from .instance_helpers import make
@@ -37,10 +41,15 @@ def test_sftp_over_https(https: HTTPSEnv, lxd: LXDEnv) -> None:
     assert inst.files.get("/srv/tls.txt") == b"x" * 70000
 
 
-def test_sftp_refusals(lxd: LXDEnv) -> None:
+def test_sftp_refusals(lxd: LXDEnv, https: HTTPSEnv, tmp_path: Path) -> None:
     inst = make(lxd)
-    inst.name = lxd.unique("missing")
-    with pytest.raises(exceptions.NotFound) as missing:
-        inst.sftp()
-    assert missing.value.error_code == 404
-    assert str(missing.value) == "Instance not found"
+    missing = Instance(lxd.client, name=lxd.unique("missing"))
+    with pytest.raises(exceptions.NotFound) as refused:
+        missing.sftp()
+    assert refused.value.error_code == 404
+    assert str(refused.value) == "Instance not found"
+    stranger = self_signed(tmp_path, "stranger")
+    untrusted = https.client(cert=stranger.pair, verify=https.server_cert_file)
+    with pytest.raises(exceptions.Forbidden) as forbidden:
+        Instance(untrusted, name=inst.name).sftp()
+    assert (forbidden.value.error_code, str(forbidden.value)) == (403, "not authorized")
