@@ -475,20 +475,16 @@ class SFTPSession:
         return _packet(ATTRS, _u32(ident) + _attrs(entry, fs.mtime(path)))
 
     def _lstat(self, fs: FS, ident: int, body: _Reader) -> bytes:
-        path = body.text()
-        try:
-            found = fs.lstat(path)
-        except FSError as exc:
-            raise _path_error("lstat", path, exc.code) from None
-        assert found.entry is not None
-        return self._stat_reply(fs, ident, found.path, found.entry)
+        return self._stat_path(fs, ident, body.text(), follow=False)
 
     def _stat(self, fs: FS, ident: int, body: _Reader) -> bytes:
-        path = body.text()
+        return self._stat_path(fs, ident, body.text(), follow=True)
+
+    def _stat_path(self, fs: FS, ident: int, path: str, *, follow: bool) -> bytes:
         try:
-            found = fs.stat(path)
+            found = fs.stat(path) if follow else fs.lstat(path)
         except FSError as exc:
-            raise _path_error("stat", path, exc.code) from None
+            raise _path_error("stat" if follow else "lstat", path, exc.code) from None
         assert found.entry is not None
         return self._stat_reply(fs, ident, found.path, found.entry)
 
