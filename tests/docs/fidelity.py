@@ -36,6 +36,10 @@ import pytest
 CACHE_KEY = "pytest-lxd/fidelity"
 ENDPOINTS_FILE = Path(__file__).with_name("lxd-5.0.2-endpoints.txt")
 INSTANCE_ALIASES = ("/1.0/containers", "/1.0/virtual-machines")
+#: Instance endpoints LXD 5.0.2 serves under /1.0/instances only (probed: the aliases 404).
+NOT_ALIASED = ("/1.0/instances/{name}/sftp",)
+_INHERITED = object()  # an attribute the patched class only inherits
+_METHODS = {b"GET", b"POST", b"PUT", b"PATCH", b"DELETE", b"HEAD"}
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def lxd_endpoints(path: Path = ENDPOINTS_FILE) -> list[Endpoint]:
             continue
         *methods, route = line.split()
         routes = [route]
-        if route.startswith("/1.0/instances"):
+        if route.startswith("/1.0/instances") and route not in NOT_ALIASED:
             routes += [alias + route[len("/1.0/instances"):] for alias in INSTANCE_ALIASES]
         found += [Endpoint(m, r, True) for r in routes for m in methods]
     return found
@@ -353,6 +357,28 @@ class Recorder:
 
         self._set(App, "__call__", recording_call)
 
+        import socket
+
+        sendall = socket.socket.sendall
+
+        def recording_sendall(sock: Any, data: Any, *args: Any) -> Any:
+            # Raw HTTP written straight to a socket (the SFTP upgrade: tests/sftpwire.py and
+            # the client's Instance.sftp()) is seen here; requests' are seen (again) too.
+            try:
+                if bytes(data[:8]).split(b" ", 1)[0] in _METHODS:
+                    line = bytes(data[:4096]).split(b"\r\n", 1)[0].decode("latin-1")
+                    method, target, _ = line.split(" ", 2)
+                    peer = sock.getpeername()
+                    socket_path = peer if isinstance(peer, str) else None
+                    port = None if socket_path else peer[1]
+                    if recorder._is_real(socket_path, port):
+                        recorder.note("real", method, target)
+            except Exception:  # noqa: BLE001 - recording must never break a request
+                pass
+            return sendall(sock, data, *args)
+
+        self._set(socket.socket, "sendall", recording_sendall)
+
         try:
             from websockets.sync.client import ClientConnection
         except ImportError:  # pragma: no cover
@@ -375,13 +401,16 @@ class Recorder:
         self._set(ClientConnection, "handshake", recording_handshake)
 
     def _set(self, owner: Any, name: str, value: Any) -> None:
-        self._undo.append((owner, name, owner.__dict__[name]))
+        self._undo.append((owner, name, owner.__dict__.get(name, _INHERITED)))
         setattr(owner, name, value)
 
     def _unpatch(self) -> None:
         while self._undo:
             owner, name, value = self._undo.pop()
-            setattr(owner, name, value)
+            if value is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
 
 
 def register(config: pytest.Config) -> None:

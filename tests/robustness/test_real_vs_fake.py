@@ -234,7 +234,7 @@ def test_odd_profile_names_round_trip_as_in_lxd(api: API, mirror: RawClient, rea
     readable back through the Location, and removed.
 
     Divergence left out: LXD 5.0.2's database cuts a stored name at its first NUL (the
-    profile ``a\x00b`` lists as ``a``); the fake keeps the whole name.
+    profile ``a\\x00b`` lists as ``a``); the fake keeps the whole name.
     """
     name = unique("rbo") + suffix
     body = json.dumps({"name": name, "config": {"user.a": "1"}}).encode()
