@@ -60,6 +60,14 @@ def test_start_and_running_state(api: API) -> None:
                          "processes", "cpu"]
     assert (got["status"], got["status_code"], got["disk"]) == ("Running", 103, {})
     assert got["pid"] > 0 and got["processes"] >= 1 and got["cpu"]["usage"] > 0
+    # LXD 5.0.2 now and then reports 0 bytes of memory in use just after the start (seen once
+    # in a CI run); a moment later it reports the container's memory. The fake reports it at
+    # once. Either way a running instance must show memory in use within 3 s.
+    for _ in range(10):
+        if got["memory"]["usage"] > 0 or api.is_fake:
+            break
+        time.sleep(0.3)
+        got = state(api, name)
     assert got["memory"]["usage"] > 0
     assert got["network"]["lo"]["type"] == "loopback"
     assert got["network"]["lo"]["mtu"] == 65536
