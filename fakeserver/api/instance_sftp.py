@@ -105,6 +105,17 @@ def _path_error(op: str, path: str, errno: str) -> _Failed:
     return _Failed(_errno_code(errno), f"{op} {path}: {ERRNO_TEXT.get(errno, errno)}")
 
 
+def _lookup(fs: FS, path: str, op: str, *, follow: bool) -> tuple[str, Entry]:
+    """``path``'s entry and where it is (``follow``: through a final symlink), or the
+    status error of ``op``."""
+    try:
+        found = fs.stat(path) if follow else fs.lstat(path)
+    except FSError as exc:
+        raise _path_error(op, path, exc.code) from None
+    assert found.entry is not None
+    return found.path, found.entry
+
+
 def _link_error(op: str, old: str, new: str, errno: str) -> _Failed:
     """Go's ``*os.LinkError``: ``op old new: text``."""
     return _Failed(_errno_code(errno, link=True),
@@ -481,12 +492,8 @@ class SFTPSession:
         return self._stat_path(fs, ident, body.text(), follow=True)
 
     def _stat_path(self, fs: FS, ident: int, path: str, *, follow: bool) -> bytes:
-        try:
-            found = fs.stat(path) if follow else fs.lstat(path)
-        except FSError as exc:
-            raise _path_error("stat" if follow else "lstat", path, exc.code) from None
-        assert found.entry is not None
-        return self._stat_reply(fs, ident, found.path, found.entry)
+        where, entry = _lookup(fs, path, "stat" if follow else "lstat", follow=follow)
+        return self._stat_reply(fs, ident, where, entry)
 
     def _fstat(self, fs: FS, ident: int, body: _Reader) -> bytes:
         handle = self._handle(body)
@@ -596,14 +603,10 @@ class SFTPSession:
     # -- directories ------------------------------------------------------------------------------
     def _opendir(self, fs: FS, ident: int, body: _Reader) -> bytes:
         path = body.text()
-        try:
-            found = fs.stat(path)
-        except FSError as exc:
-            raise _path_error("stat", path, exc.code) from None
-        assert found.entry is not None
-        if found.entry.type != "directory":
+        where, entry = _lookup(fs, path, "stat", follow=True)
+        if entry.type != "directory":
             raise _path_error("", path, "ENOTDIR")
-        key = self._new_handle(_Handle(path, found.path, True, True, False))
+        key = self._new_handle(_Handle(path, where, True, True, False))
         return _packet(HANDLE, _u32(ident) + _string(key))
 
     def _readdir(self, fs: FS, ident: int, body: _Reader) -> bytes:
@@ -660,14 +663,10 @@ class SFTPSession:
 
     def _readlink(self, fs: FS, ident: int, body: _Reader) -> bytes:
         path = body.text()
-        try:
-            found = fs.lstat(path)
-        except FSError as exc:
-            raise _path_error("readlink", path, exc.code) from None
-        assert found.entry is not None
-        if found.entry.type != "symlink":
+        _, entry = _lookup(fs, path, "readlink", follow=False)
+        if entry.type != "symlink":
             raise _path_error("readlink", path, "EINVAL")
-        return self._name_reply(ident, found.entry.target)
+        return self._name_reply(ident, entry.target)
 
     def _symlink(self, fs: FS, ident: int, body: _Reader) -> bytes:
         target, link = body.text(), body.text()  # OpenSSH's order, as pkg/sftp reads it

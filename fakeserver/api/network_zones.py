@@ -270,10 +270,17 @@ def _raw_field(ctx: Ctx, field: str) -> tuple[bool, Any]:
     return found, value
 
 
-def _nil_map_patch(ctx: Ctx, merge_from: dict[str, str]) -> bool:
-    """Whether this PATCH panics LXD 5.0.2: merging config into a nil (absent or null) map."""
+def _new_config(ctx: Ctx, body: dict[str, Any], merge_from: dict[str, str]
+                ) -> dict[str, str] | None:
+    """The config a PUT sets, or a PATCH (the body's laid over ``merge_from``); None when the
+    PATCH panics LXD 5.0.2 by merging config into a nil (absent or null) map."""
+    config: dict[str, str] = body["config"]
+    if ctx.request.method != "PATCH":
+        return config
     _, value = _raw_field(ctx, "config")
-    return value is None and bool(merge_from)
+    if value is None and merge_from:
+        return None
+    return {**merge_from, **config}
 
 
 # -- zone handlers --------------------------------------------------------------------------------
@@ -324,12 +331,9 @@ def update_zone(ctx: Ctx, zone: str) -> Response:
         owner, found = _zone(ctx, zone)
         ctx.check_etag(etag(found))
         body = ctx.body(ZONE_PUT)
-        config = body["config"]
-        if ctx.request.method == "PATCH":
-            if _nil_map_patch(ctx, found["config"]):
-                return responses.drop_connection(ctx.request.environ,
-                                                 "assignment to entry in nil map")
-            config = {**found["config"], **config}
+        config = _new_config(ctx, body, found["config"])
+        if config is None:
+            return responses.drop_connection(ctx.request.environ, "assignment to entry in nil map")
         try:
             check_zone_config(config)
         except Invalid as exc:
@@ -416,12 +420,9 @@ def update_record(ctx: Ctx, zone: str, name: str) -> Response:
         owner, found, record = _record(ctx, zone, name)
         ctx.check_etag(record_etag(record))
         body = ctx.body(RECORD_PUT)
-        config = body["config"]
-        if ctx.request.method == "PATCH":
-            if _nil_map_patch(ctx, found["config"]):
-                return responses.drop_connection(ctx.request.environ,
-                                                 "assignment to entry in nil map")
-            config = {**found["config"], **config}
+        config = _new_config(ctx, body, found["config"])
+        if config is None:
+            return responses.drop_connection(ctx.request.environ, "assignment to entry in nil map")
         entries = _entries(ctx, body)
         try:
             check_record_config(config)
