@@ -58,6 +58,17 @@ def remove_later(api: API, name: str) -> None:
     api.later(remove)
 
 
+def shared_project(api: API, prefix: str) -> API:
+    """A new project (deleted at teardown) that takes its images and profiles from
+    ``default``: ``api`` in it."""
+    project = unique(prefix)
+    reply = api.post("/1.0/projects", {"name": project, "config": {
+        "features.images": "false", "features.profiles": "false"}})
+    assert reply.status == 201, reply
+    api.delete_later(f"/1.0/projects/{project}")
+    return api.in_project(project)
+
+
 def make(api: API, name: str | None = None, source: dict[str, Any] | None = None,
          **body: Any) -> str:
     """Create an instance (busybox by default), wait for it and return its name."""

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.compat import socket_path
-from tests.instancefixtures import make
-from tests.support import API, unique
+from tests.instancefixtures import make, shared_project
+from tests.support import API
 
 SFTP = shutil.which("sftp")
 BRIDGE = Path(__file__).with_name("sftp_bridge.py")
@@ -111,12 +111,9 @@ def test_sftp_batch_stops_at_a_failure(api: API, tmp_path: Path) -> None:
 
 
 def test_sftp_in_a_project_and_refused(api: API, tmp_path: Path) -> None:
-    project = unique("sc")
-    reply = api.post("/1.0/projects", {"name": project, "config": {
-        "features.images": "false", "features.profiles": "false"}})
-    assert reply.status == 201, reply
-    api.delete_later(f"/1.0/projects/{project}")
-    name = make(api.in_project(project))
+    papi = shared_project(api, "sc")
+    project = papi.project
+    name = make(papi)
     (tmp_path / "empty").write_bytes(b"")
     done = run_batch(api, name, "put empty /srv/empty\nls /srv\n", tmp_path, project)
     assert (done.returncode, done.stdout) == (

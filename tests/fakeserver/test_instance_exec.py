@@ -26,7 +26,7 @@ from pylxd.exceptions import LXDAPIException
 from fakeserver import FakeLXD
 from tests.compat import ClientCert, client_cert, socket_path
 from tests.imagefixtures import Events
-from tests.instancefixtures import action, make, started
+from tests.instancefixtures import action, make, shared_project, started
 from tests.support import API, unique, wss_connect
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -554,14 +554,8 @@ def test_lifecycle_and_operation_events(api: API, inst: str) -> None:
 
 
 def test_exec_and_files_in_a_project(api: API) -> None:
-    project = unique("ep")
-    reply = api.post("/1.0/projects", {"name": project, "config": {
-        "features.images": "false", "features.profiles": "false"}})
-    assert reply.status == 201, reply
-    api.delete_later(f"/1.0/projects/{project}")
-    papi = api.in_project(project)
-    if api.is_fake:
-        papi.server = api.server  # type: ignore[attr-defined]
+    papi = shared_project(api, "ep")
+    project = papi.project
     name = started(papi)
     events = Events(api, project)
     try:

@@ -54,7 +54,7 @@ import pytest
 
 from tests import sftpwire as w
 from tests.compat import socket_path
-from tests.instancefixtures import action, make, started
+from tests.instancefixtures import action, make, shared_project, started
 from tests.support import API, poll, unique
 
 LONG_NAME = re.compile(
@@ -672,12 +672,8 @@ def test_snapshots_and_copies_carry_sftp_files(api: API, inst: str) -> None:
 
 
 def test_sftp_in_a_project(api: API) -> None:
-    project = unique("sp")
-    reply = api.post("/1.0/projects", {"name": project, "config": {
-        "features.images": "false", "features.profiles": "false"}})
-    assert reply.status == 201, reply
-    api.delete_later(f"/1.0/projects/{project}")
-    papi = api.in_project(project)
+    papi = shared_project(api, "sp")
+    project = papi.project
     name = make(papi)
     status, _, body = raw_reply(api, w.upgrade_request(name))
     assert envelope_error(body) == (404, "Instance not found"), "not in the default project"

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.imagefixtures import Events
-from tests.instancefixtures import action, make, started
+from tests.instancefixtures import action, make, shared_project, started
 from tests.support import API, unique
 
 STOPPED = {"status": "Stopped", "status_code": 102, "disk": {},
@@ -198,12 +198,7 @@ def test_state_operations_on_a_missing_instance(api: API) -> None:
 def bulk_project(api: API) -> API:
     """A project of its own (images and profiles from ``default``): a bulk change touches
     every instance of its project, so never the shared ``default`` one."""
-    project = unique("bulk")
-    reply = api.post("/1.0/projects", {"name": project, "config": {
-        "features.images": "false", "features.profiles": "false"}})
-    assert reply.status == 201, reply
-    api.delete_later(f"/1.0/projects/{project}")
-    return api.in_project(project)
+    return shared_project(api, "bulk")
 
 
 def bulk(api: API, what: str, path: str = "/1.0/instances", **body: object,
