@@ -355,12 +355,14 @@ class WebSocket:
 
     # -- reading ---------------------------------------------------------------------------
     def _read(self, on_message: Callable[[WebSocket, Message], None] | None) -> None:
+        eof = False
         while True:
             chunk = self._recv_some()
             if chunk is None:
                 break
             if not chunk:
-                raise _Gone()
+                eof = True
+                break
             self._buf += chunk
         try:
             self._parse(on_message)
@@ -370,6 +372,11 @@ class WebSocket:
                 self._close_deadline = time.monotonic()  # no point waiting for a reply
             self._flush()
             raise _Gone() from None
+        if eof:
+            # What came with the EOF is still served: a client that sends its close frame and
+            # then shuts its side down gets the answer to it.
+            self._flush()
+            raise _Gone()
 
     def _recv_some(self) -> bytes | None:
         """Bytes available now, None when none are, b"" at EOF."""
